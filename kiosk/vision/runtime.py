@@ -1,0 +1,83 @@
+"""TFLite interpreter adapter: LiteRT (ai_edge_litert) first, tflite_runtime as fallback.
+
+One small class so that the rest of the vision code never imports a runtime directly and a
+Raspberry Pi image with only ``tflite_runtime`` works unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from kiosk.errors import ModelError
+
+_RUNTIMES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter")
+
+
+@lru_cache(maxsize=1)
+def interpreter_class() -> type:
+    """The first importable Interpreter class, or a one-line ModelError."""
+    for name in _RUNTIMES:
+        try:
+            return importlib.import_module(name).Interpreter
+        except ImportError:
+            continue
+    raise ModelError(
+        "no TFLite runtime: install ai-edge-litert (pip install ai-edge-litert) "
+        "or tflite-runtime on Raspberry Pi OS"
+    )
+
+
+def runtime_name() -> str:
+    return interpreter_class().__module__.split(".")[0]
+
+
+def models_dir() -> Path:
+    """Where the .tflite files are: $KIOSK_MODELS_DIR, the source tree, or the installed share dir."""
+    import sys
+
+    candidates = []
+    if os.environ.get("KIOSK_MODELS_DIR"):
+        candidates.append(Path(os.environ["KIOSK_MODELS_DIR"]))
+    candidates.append(Path(__file__).resolve().parents[2] / "models")
+    candidates.append(Path(sys.prefix) / "share" / "kiosk" / "models")
+    for c in candidates:
+        if (c / "MANIFEST.json").exists():
+            return c
+    raise ModelError("model files not found (set KIOSK_MODELS_DIR to the folder holding MANIFEST.json)")
+
+
+class Model:
+    """One loaded .tflite model with named-by-position inputs and outputs."""
+
+    def __init__(self, path: Path | str, num_threads: int = 2):
+        path = Path(path)
+        if not path.exists():
+            raise ModelError(f"model file missing: {path}")
+        try:
+            self._interp = interpreter_class()(model_path=str(path), num_threads=int(num_threads))
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"cannot load model {path.name}: {exc}") from None
+        self.name = path.name
+        inp = self._interp.get_input_details()[0]
+        self.input_index = inp["index"]
+        self.input_shape = tuple(int(v) for v in inp["shape"])
+        self.input_dtype = inp["dtype"]
+        self._outputs = [d["index"] for d in self._interp.get_output_details()]
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height) of the NHWC input."""
+        return self.input_shape[2], self.input_shape[1]
+
+    def __call__(self, tensor: np.ndarray) -> list[np.ndarray]:
+        if tensor.ndim == 3:
+            tensor = tensor[None]
+        self._interp.set_tensor(self.input_index, np.ascontiguousarray(tensor, dtype=self.input_dtype))
+        self._interp.invoke()
+        return [self._interp.get_tensor(i) for i in self._outputs]

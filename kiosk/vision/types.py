@@ -1,0 +1,59 @@
+"""Plain result types of the face analysis; every coordinate is in pixels of the input image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Pose:
+    """Head pose in degrees. yaw > 0: the person turns to their left (face points to image right);
+    pitch > 0: chin up; roll > 0: head tilted so that the image-left eye is lower (clockwise on screen)."""
+
+    yaw: float
+    pitch: float
+    roll: float
+
+
+@dataclass
+class Detection:
+    """One face from the short-range detector."""
+
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1
+    score: float
+    keypoints: np.ndarray  # (6, 2): right eye, left eye, nose tip, mouth, right ear, left ear (subject's sides)
+
+
+@dataclass
+class Face:
+    """One analysed face: detector output, the 468-point mesh and the measures derived from it."""
+
+    detection: Detection | None
+    landmarks: np.ndarray  # (468, 3): x, y in pixels, z in the same scale as x (relative depth)
+    presence: float  # face-landmark model's face-presence probability
+    box: tuple[float, float, float, float]  # tight box of the landmarks (x0, y0, x1, y1)
+    pose: Pose
+    eye_openness: tuple[float, float]  # (image-left eye, image-right eye): lid gap / eye width
+    mouth_openness: float  # lip gap / mouth width
+    eye_centers: np.ndarray  # (2, 2): image-left eye centre, image-right eye centre
+    inter_eye_distance: float  # distance between the eye centres, pixels
+    chin: tuple[float, float]
+    crown: tuple[float, float]  # estimated top of the skull (hair not included)
+    iris: np.ndarray | None = None  # (2, 5, 2) iris centre + 4 contour points per eye, when computed
+    gaze: tuple[float, float] | None = None  # (horizontal, vertical) iris offset in eye widths
+
+    @property
+    def score(self) -> float:
+        return self.detection.score if self.detection is not None else self.presence
+
+
+@dataclass
+class Analysis:
+    """Everything found in one image or frame."""
+
+    width: int
+    height: int
+    faces: list[Face] = field(default_factory=list)
+    scale: float = 1.0  # analysed copy size / input size (1.0 when not downscaled)
