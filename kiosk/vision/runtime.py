@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,6 +18,23 @@ import numpy as np
 from kiosk.errors import ModelError
 
 _RUNTIMES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter")
+
+
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """The runtime's C++ logger prints an INFO line per interpreter on fd 2; keep stderr for errors."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 @lru_cache(maxsize=1)
@@ -58,9 +77,11 @@ class Model:
         path = Path(path)
         if not path.exists():
             raise ModelError(f"model file missing: {path}")
+        cls = interpreter_class()
         try:
-            self._interp = interpreter_class()(model_path=str(path), num_threads=int(num_threads))
-            self._interp.allocate_tensors()
+            with _native_stderr_silenced():
+                self._interp = cls(model_path=str(path), num_threads=int(num_threads))
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load model {path.name}: {exc}") from None
         self.name = path.name

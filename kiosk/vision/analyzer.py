@@ -1,0 +1,152 @@
+"""The face-analysis pipeline: stills (detector every call, all faces) and video (tracked ROI).
+
+Video follows MediaPipe's FaceMesh in video mode: the ROI for frame t comes from frame t-1's
+landmarks and the detector runs only when the face-presence score says the face is lost. That
+is where the real-time budget is won.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from kiosk.config import VisionConfig
+from kiosk.errors import InputError
+from kiosk.vision import measures
+from kiosk.vision.detector import FaceDetector
+from kiosk.vision.geometry import Roi
+from kiosk.vision.imageio import load_image, original_size
+from kiosk.vision.iris import IrisModel, gaze
+from kiosk.vision.landmarks import FaceMesh, roi_from_detection, roi_from_landmarks
+from kiosk.vision.pose import head_pose
+from kiosk.vision.types import Analysis, Detection, Face
+
+
+class FaceAnalyzer:
+    """Loads the models once; ``analyze`` for stills, ``track`` for consecutive video frames."""
+
+    def __init__(self, config: VisionConfig | None = None):
+        self.config = config or VisionConfig()
+        n = self.config.num_threads
+        self.detector = FaceDetector(n, self.config.min_detection_score)
+        self.mesh = FaceMesh(n)
+        self._iris: IrisModel | None = None
+        self._roi: Roi | None = None  # tracked ROI of the previous frame
+
+    @property
+    def iris_model(self) -> IrisModel:
+        if self._iris is None:  # loaded on first use: video guidance does not need it
+            self._iris = IrisModel(self.config.num_threads)
+        return self._iris
+
+    def analyze(self, rgb: np.ndarray, iris: bool | None = None) -> Analysis:
+        """Every face in a still image, largest first."""
+        use_iris = self.config.iris if iris is None else iris
+        faces = []
+        for det in self.detector.detect(rgb):
+            face = self._face(rgb, roi_from_detection(det), det, use_iris)
+            if face is not None:
+                faces.append(face)
+        faces.sort(key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+        return Analysis(width=rgb.shape[1], height=rgb.shape[0], faces=faces)
+
+    def track(self, rgb: np.ndarray, iris: bool = False) -> Analysis:
+        """One face followed across frames; the detector runs only when tracking is lost."""
+        face = None
+        if self._roi is not None:
+            face = self._face(rgb, self._roi, None, iris)
+        if face is None:
+            dets = self.detector.detect(rgb)
+            if dets:
+                det = max(dets, key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
+                face = self._face(rgb, roi_from_detection(det), det, iris)
+        self._roi = roi_from_landmarks(face.landmarks) if face is not None else None
+        return Analysis(width=rgb.shape[1], height=rgb.shape[0], faces=[face] if face else [])
+
+    def reset(self) -> None:
+        """Forget the tracked face (new session, camera switched)."""
+        self._roi = None
+
+    def _face(self, rgb: np.ndarray, roi: Roi, det: Detection | None, use_iris: bool) -> Face | None:
+        lm, presence = self.mesh.run(rgb, roi)
+        if presence < self.config.min_presence or not np.all(np.isfinite(lm)):
+            return None
+        return describe(lm, presence, det, (rgb.shape[1], rgb.shape[0]),
+                        self.iris_model.run(rgb, lm) if use_iris else None)
+
+
+def describe(lm: np.ndarray, presence: float, det: Detection | None, size: tuple[int, int],
+             iris: np.ndarray | None = None) -> Face:
+    """All measures of one face from its landmarks (pure: no model runs here)."""
+    centres = measures.eye_centers(lm, iris)
+    return Face(
+        detection=det,
+        landmarks=lm,
+        presence=presence,
+        box=measures.landmark_box(lm),
+        pose=head_pose(lm, size),
+        eye_openness=measures.eye_openness(lm),
+        mouth_openness=measures.mouth_openness(lm),
+        eye_centers=centres,
+        inter_eye_distance=float(np.hypot(*(centres[1] - centres[0]))),
+        chin=measures.chin(lm),
+        crown=measures.crown(lm),
+        iris=iris,
+        gaze=gaze(lm, iris) if iris is not None else None,
+    )
+
+
+def rescale(analysis: Analysis, factor: float, width: int, height: int) -> Analysis:
+    """Map an analysis of a downscaled copy back to full-size pixel coordinates."""
+    if factor == 1.0:
+        return analysis
+    faces = []
+    for f in analysis.faces:
+        det = f.detection
+        if det is not None:
+            det = Detection(tuple(v * factor for v in det.box), det.score, det.keypoints * factor)
+        lm = f.landmarks * factor
+        iris = f.iris * factor if f.iris is not None else None
+        faces.append(describe(lm, f.presence, det, (width, height), iris))
+    return Analysis(width=width, height=height, faces=faces, scale=1.0 / factor)
+
+
+def load_for_analysis(source: str | Path | bytes, max_side: int) -> tuple[np.ndarray, int, int]:
+    """Decode an image for analysis: a copy no larger than max_side, plus the full (w, h)."""
+    rgb = load_image(source, max_side=max_side)
+    full_w, full_h = original_size(source)
+    h, w = rgb.shape[:2]
+    if max(w, h) > max_side:
+        s = max_side / max(w, h)
+        rgb = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    return rgb, full_w, full_h
+
+
+def analyze_loaded(analyzer: FaceAnalyzer, rgb: np.ndarray, full_w: int, full_h: int) -> Analysis:
+    """Analyse a copy from ``load_for_analysis``; results in full-size pixels."""
+    return rescale(analyzer.analyze(rgb), full_w / rgb.shape[1], full_w, full_h)
+
+
+def analyze_file(analyzer: FaceAnalyzer, source: str | Path | bytes) -> tuple[Analysis, np.ndarray]:
+    """Analyse an image file; returns the analysis and the analysed (possibly downscaled) copy."""
+    rgb, full_w, full_h = load_for_analysis(source, analyzer.config.analysis_max_side)
+    return analyze_loaded(analyzer, rgb, full_w, full_h), rgb
+
+
+def video_frames(path: str | Path) -> Iterator[np.ndarray]:
+    """RGB frames of a video file; InputError when it cannot be opened or holds no frame."""
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise InputError(f"{path}: cannot open video")
+    try:
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            raise InputError(f"{path}: no readable frame in video")
+        while ok and frame is not None:
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            ok, frame = cap.read()
+    finally:
+        cap.release()

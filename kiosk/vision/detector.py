@@ -1,0 +1,122 @@
+"""BlazeFace short-range face detector: anchors, decoding and weighted NMS as MediaPipe does it.
+
+The constants are those of MediaPipe's face_detection_short_range graph (SsdAnchorsCalculator and
+TensorsToDetectionsCalculator options) so that boxes and keypoints match the reference.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from kiosk.vision.geometry import Roi, crop
+from kiosk.vision.runtime import Model, models_dir
+from kiosk.vision.types import Detection
+
+INPUT_SIZE = 128
+STRIDES = (8, 16, 16, 16)
+MIN_SCALE, MAX_SCALE = 0.1484375, 0.75
+SCORE_CLIP = 100.0
+NMS_IOU = 0.3
+NUM_KEYPOINTS = 6
+
+
+@lru_cache(maxsize=1)
+def anchors() -> np.ndarray:
+    """(896, 2) anchor centres in [0,1]; fixed anchor size 1, two anchors per location and layer."""
+    out = []
+    layer = 0
+    while layer < len(STRIDES):
+        # layers sharing a stride share one feature map; each contributes 2 anchors per cell
+        last = layer
+        while last < len(STRIDES) and STRIDES[last] == STRIDES[layer]:
+            last += 1
+        per_cell = 2 * (last - layer)
+        fm = int(np.ceil(INPUT_SIZE / STRIDES[layer]))
+        ys, xs = np.mgrid[0:fm, 0:fm]
+        centres = np.stack([(xs + 0.5) / fm, (ys + 0.5) / fm], axis=-1).reshape(-1, 2)
+        out.append(np.repeat(centres, per_cell, axis=0))
+        layer = last
+    return np.concatenate(out).astype(np.float32)
+
+
+def letterbox_roi(width: int, height: int) -> Roi:
+    """The square region, centred on the image, that keeps the aspect ratio (zero padding)."""
+    side = float(max(width, height))
+    return Roi(width / 2.0, height / 2.0, side, side, 0.0)
+
+
+def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (N,4 as x0,y0,x1,y1) + keypoints (N,6,2) in [0,1] of the input tensor, and scores."""
+    scores = 1.0 / (1.0 + np.exp(-np.clip(raw_scores.reshape(-1).astype(np.float64), -SCORE_CLIP, SCORE_CLIP)))
+    keep = scores >= min_score
+    if not np.any(keep):
+        return np.zeros((0, 4 + 2 * NUM_KEYPOINTS), np.float32), np.zeros(0, np.float32)
+    raw = raw_boxes.reshape(-1, 16)[keep] / INPUT_SIZE
+    anc = anchors()[keep]
+    cx = raw[:, 0] + anc[:, 0]
+    cy = raw[:, 1] + anc[:, 1]
+    w, h = raw[:, 2], raw[:, 3]
+    kp = raw[:, 4:].reshape(-1, NUM_KEYPOINTS, 2) + anc[:, None, :]
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    return np.concatenate([boxes, kp.reshape(-1, 2 * NUM_KEYPOINTS)], axis=1), scores[keep]
+
+
+def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    x0 = np.maximum(box[0], others[:, 0])
+    y0 = np.maximum(box[1], others[:, 1])
+    x1 = np.minimum(box[2], others[:, 2])
+    y1 = np.minimum(box[3], others[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
+    union = area + areas - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def weighted_nms(dets: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> list[tuple[np.ndarray, float]]:
+    """MediaPipe's WEIGHTED algorithm: each cluster is averaged by score, keeps the best score."""
+    order = np.argsort(-scores, kind="stable")
+    dets, scores = dets[order], scores[order]
+    out = []
+    remaining = np.arange(len(scores))
+    while remaining.size:
+        top = remaining[0]
+        overlap = _iou(dets[top, :4], dets[remaining, :4])
+        cluster = remaining[overlap > iou]
+        if cluster.size == 0:  # degenerate box: still report it once
+            cluster = remaining[:1]
+        w = scores[cluster]
+        merged = (dets[cluster] * w[:, None]).sum(axis=0) / w.sum()
+        out.append((merged, float(scores[top])))
+        remaining = remaining[overlap <= iou]
+        remaining = remaining[remaining != top]
+    return out
+
+
+class FaceDetector:
+    """All faces in an RGB image, in image pixels."""
+
+    def __init__(self, num_threads: int = 2, min_score: float = 0.5):
+        self.model = Model(models_dir() / "face_detection_short_range.tflite", num_threads)
+        self.min_score = min_score
+
+    def tensor(self, rgb: np.ndarray) -> tuple[np.ndarray, Roi]:
+        roi = letterbox_roi(rgb.shape[1], rgb.shape[0])
+        img = crop(rgb, roi, INPUT_SIZE, INPUT_SIZE, border=cv2.BORDER_CONSTANT)
+        return img.astype(np.float32) * (2.0 / 255.0) - 1.0, roi
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        tensor, roi = self.tensor(rgb)
+        raw_boxes, raw_scores = self.model(tensor)
+        dets, scores = decode(raw_boxes, raw_scores, self.min_score)
+        # tensor coordinates [0,1] -> image pixels (letterbox removal; the ROI is axis-aligned)
+        x0, y0 = roi.cx - roi.width / 2, roi.cy - roi.height / 2
+        faces = []
+        for merged, score in weighted_nms(dets, scores):
+            pts = merged.reshape(-1, 2) * roi.width + np.array([x0, y0])
+            box = pts[:2].reshape(-1)
+            faces.append(Detection(box=tuple(float(v) for v in box), score=score, keypoints=pts[2:]))
+        return faces

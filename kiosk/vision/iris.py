@@ -1,0 +1,56 @@
+"""Iris landmarks on each eye (MediaPipe iris model): pupil centres and gaze.
+
+Eye ROIs as MediaPipe's iris graph builds them: from the two eye corners, squared on their
+horizontal extent and scaled by 2.3; the second eye is mirrored so the model sees a left eye.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kiosk.vision.geometry import crop, crop_to_image, rotation_from_points, square_roi
+from kiosk.vision.runtime import Model, models_dir
+
+INPUT_SIZE = 64
+ROI_SCALE = 2.3
+EYES = ((33, 133, False), (362, 263, True))  # (start corner, end corner, mirrored) image-left eye first
+
+
+class IrisModel:
+    def __init__(self, num_threads: int = 2):
+        self.model = Model(models_dir() / "iris_landmark.tflite", num_threads)
+
+    def run(self, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """(2, 5, 2) iris centre and 4 boundary points per eye, image-left eye first, in pixels."""
+        out = np.zeros((2, 5, 2))
+        for i, (a, b, mirrored) in enumerate(EYES):
+            p0, p1 = landmarks[a, :2], landmarks[b, :2]
+            lo, hi = np.minimum(p0, p1), np.maximum(p0, p1)
+            roi = square_roi(*(lo + hi) / 2, *(hi - lo), rotation_from_points(p0, p1), ROI_SCALE)
+            patch = crop(rgb, roi, INPUT_SIZE, INPUT_SIZE)
+            if mirrored:
+                patch = patch[:, ::-1]
+            _, iris = self.model(np.ascontiguousarray(patch, dtype=np.float32) * (1.0 / 255.0))
+            pts = iris.reshape(5, 3)[:, :2].astype(np.float64)
+            if mirrored:
+                pts[:, 0] = INPUT_SIZE - pts[:, 0]
+            out[i] = crop_to_image(pts, roi, INPUT_SIZE, INPUT_SIZE)
+        return out
+
+
+def gaze(landmarks: np.ndarray, iris: np.ndarray) -> tuple[float, float]:
+    """Mean iris offset from the eye's centre, in eye widths, in the eye line's frame.
+
+    (0, 0) looks at the camera; x > 0 the irises sit towards image right, y > 0 downwards.
+    """
+    offsets = []
+    for i, (a, b, _) in enumerate(EYES):
+        p0, p1 = landmarks[a, :2], landmarks[b, :2]
+        axis = p1 - p0
+        width = float(np.hypot(*axis)) or 1.0
+        ux = axis / width
+        uy = np.array([-ux[1], ux[0]])
+        d = iris[i, 0] - (p0 + p1) / 2
+        offsets.append((float(d @ ux) / width, float(d @ uy) / width))
+    ox, oy = np.mean(offsets, axis=0)
+    return float(ox), float(oy)

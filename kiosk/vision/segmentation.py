@@ -1,0 +1,30 @@
+"""Person segmentation with MediaPipe's general selfie model (256x256, sigmoid output).
+
+Used by the photo module to replace the background and to find the top of the hair; the model
+runs on the region that matters (the composed crop), so its 256 px grid covers the head finely.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from kiosk.vision.runtime import Model, models_dir
+
+MODEL_FILE = "selfie_segmentation.tflite"
+
+
+class PersonSegmenter:
+    """Person probability per pixel; input RGB in [0, 1], output already a probability."""
+
+    def __init__(self, num_threads: int = 2):
+        self.model = Model(models_dir() / MODEL_FILE, num_threads)
+
+    def mask(self, rgb: np.ndarray) -> np.ndarray:
+        """float32 HxW in [0, 1] at the image's size (the whole image is stretched to the model input)."""
+        h, w = rgb.shape[:2]
+        mw, mh = self.model.input_size
+        small = cv2.resize(rgb, (mw, mh), interpolation=cv2.INTER_AREA if w > mw else cv2.INTER_LINEAR)
+        out = self.model(small.astype(np.float32) * (1.0 / 255.0))[0].reshape(mh, mw)
+        prob = cv2.resize(out.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        return np.clip(prob, 0.0, 1.0)
