@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kiosk {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("analyze", parents=[common], help="faces, landmarks, pose and measures of an image or video")
+    p = sub.add_parser(
+        "analyze", parents=[common], help="faces, landmarks, pose and measures of an image or video"
+    )
     p.add_argument("file", nargs="?", help="image (JPEG/PNG/WebP...) or video file")
     p.add_argument("--sample", action="store_true", help="analyse the bundled sample photo")
     p.add_argument("--json", action="store_true", help="JSON output (one line per frame for a video)")

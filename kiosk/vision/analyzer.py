@@ -74,12 +74,22 @@ class FaceAnalyzer:
         lm, presence = self.mesh.run(rgb, roi)
         if presence < self.config.min_presence or not np.all(np.isfinite(lm)):
             return None
-        return describe(lm, presence, det, (rgb.shape[1], rgb.shape[0]),
-                        self.iris_model.run(rgb, lm) if use_iris else None)
+        return describe(
+            lm,
+            presence,
+            det,
+            (rgb.shape[1], rgb.shape[0]),
+            self.iris_model.run(rgb, lm) if use_iris else None,
+        )
 
 
-def describe(lm: np.ndarray, presence: float, det: Detection | None, size: tuple[int, int],
-             iris: np.ndarray | None = None) -> Face:
+def describe(
+    lm: np.ndarray,
+    presence: float,
+    det: Detection | None,
+    size: tuple[int, int],
+    iris: np.ndarray | None = None,
+) -> Face:
     """All measures of one face from its landmarks (pure: no model runs here)."""
     centres = measures.eye_centers(lm, iris)
     return Face(

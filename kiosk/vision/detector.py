@@ -50,7 +50,9 @@ def letterbox_roi(width: int, height: int) -> Roi:
 
 def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (N,4 as x0,y0,x1,y1) + keypoints (N,6,2) in [0,1] of the input tensor, and scores."""
-    scores = 1.0 / (1.0 + np.exp(-np.clip(raw_scores.reshape(-1).astype(np.float64), -SCORE_CLIP, SCORE_CLIP)))
+    scores = 1.0 / (
+        1.0 + np.exp(-np.clip(raw_scores.reshape(-1).astype(np.float64), -SCORE_CLIP, SCORE_CLIP))
+    )
     keep = scores >= min_score
     if not np.any(keep):
         return np.zeros((0, 4 + 2 * NUM_KEYPOINTS), np.float32), np.zeros(0, np.float32)
@@ -76,7 +78,9 @@ def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def weighted_nms(dets: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> list[tuple[np.ndarray, float]]:
+def weighted_nms(
+    dets: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU
+) -> list[tuple[np.ndarray, float]]:
     """MediaPipe's WEIGHTED algorithm: each cluster is averaged by score, keeps the best score."""
     order = np.argsort(-scores, kind="stable")
     dets, scores = dets[order], scores[order]

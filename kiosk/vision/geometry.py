@@ -55,7 +55,9 @@ def crop_matrix(roi: Roi, out_w: int, out_h: int) -> np.ndarray:
     return cv2.getAffineTransform(src, dst)
 
 
-def crop(image: np.ndarray, roi: Roi, out_w: int, out_h: int, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+def crop(
+    image: np.ndarray, roi: Roi, out_w: int, out_h: int, border: int = cv2.BORDER_REPLICATE
+) -> np.ndarray:
     """Sample the rotated ROI into an out_w x out_h image, bilinear."""
     m = crop_matrix(roi, out_w, out_h)
     return cv2.warpAffine(image, m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=border)

@@ -30,7 +30,9 @@ def roi_from_landmarks(landmarks: np.ndarray) -> Roi:
     xy = landmarks[:, :2]
     lo, hi = xy.min(axis=0), xy.max(axis=0)
     rotation = rotation_from_points(xy[EYE_CORNER_RIGHT], xy[EYE_CORNER_LEFT])
-    return square_roi((lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, hi[0] - lo[0], hi[1] - lo[1], rotation, ROI_SCALE)
+    return square_roi(
+        (lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, hi[0] - lo[0], hi[1] - lo[1], rotation, ROI_SCALE
+    )
 
 
 class FaceMesh:

@@ -10,7 +10,7 @@ import numpy as np
 @dataclass(frozen=True)
 class Pose:
     """Head pose in degrees. yaw > 0: the person turns to their left (face points to image right);
-    pitch > 0: chin up; roll > 0: head tilted so that the image-left eye is lower (clockwise on screen)."""
+    pitch > 0: chin up; roll > 0: head tilted so that the image-right eye is lower (clockwise on screen)."""
 
     yaw: float
     pitch: float
@@ -23,7 +23,9 @@ class Detection:
 
     box: tuple[float, float, float, float]  # x0, y0, x1, y1
     score: float
-    keypoints: np.ndarray  # (6, 2): right eye, left eye, nose tip, mouth, right ear, left ear (subject's sides)
+    keypoints: (
+        np.ndarray
+    )  # (6, 2): right eye, left eye, nose tip, mouth, right ear, left ear (subject's sides)
 
 
 @dataclass
