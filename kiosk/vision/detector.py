@@ -107,14 +107,10 @@ class FaceDetector:
         self.model = Model(models_dir() / "face_detection_short_range.tflite", num_threads)
         self.min_score = min_score
 
-    def tensor(self, rgb: np.ndarray) -> tuple[np.ndarray, Roi]:
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
         roi = letterbox_roi(rgb.shape[1], rgb.shape[0])
         img = crop(rgb, roi, INPUT_SIZE, INPUT_SIZE, border=cv2.BORDER_CONSTANT)
-        return img.astype(np.float32) * (2.0 / 255.0) - 1.0, roi
-
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
-        tensor, roi = self.tensor(rgb)
-        raw_boxes, raw_scores = self.model(tensor)
+        raw_boxes, raw_scores = self.model.run_uint8(img, 2.0 / 255.0, -1.0)  # [-1, 1] as trained
         dets, scores = decode(raw_boxes, raw_scores, self.min_score)
         # tensor coordinates [0,1] -> image pixels (letterbox removal; the ROI is axis-aligned)
         x0, y0 = roi.cx - roi.width / 2, roi.cy - roi.height / 2

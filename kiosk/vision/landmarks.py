@@ -43,7 +43,7 @@ class FaceMesh:
 
     def run(self, rgb: np.ndarray, roi: Roi) -> tuple[np.ndarray, float]:
         patch = crop(rgb, roi, INPUT_SIZE, INPUT_SIZE)
-        raw, flag = self.model(patch.astype(np.float32) * (1.0 / 255.0))
+        raw, flag = self.model.run_uint8(patch, 1.0 / 255.0)
         pts = raw.reshape(-1, 3).astype(np.float64) / INPUT_SIZE  # [0,1] of the crop, z like x
         presence = 1.0 / (1.0 + math.exp(-float(np.clip(flag.reshape(-1)[0], -100, 100))))
         # LandmarkProjection: rotate about the crop centre, scale by the (square) ROI side

@@ -67,6 +67,11 @@ def face_frame_model() -> np.ndarray:
 
 
 @cache
+def _rigid_object_points() -> np.ndarray:
+    return np.ascontiguousarray(face_frame_model()[list(RIGID_LANDMARKS)])
+
+
+@cache
 def mirror_indices() -> np.ndarray:
     """Index permutation that swaps the subject's left and right landmarks (the model is symmetric).
 
@@ -152,12 +157,12 @@ def head_pose(
     if sv[1] < 1e-3 * math.sqrt(len(RIGID_LANDMARKS)):  # all in one point or on one line
         raise ValueError("landmarks are collapsed (zero, a single point or a line)")
 
-    object_points = np.ascontiguousarray(face_frame_model()[list(RIGID_LANDMARKS)])
+    object_points = _rigid_object_points()
     k = camera_matrix((w, h), focal_length)
     ok, rvec, tvec = cv2.solvePnP(object_points, image_points, k, None, flags=cv2.SOLVEPNP_SQPNP)
     if not ok:
         raise ValueError("solvePnP found no pose")
-    rvec, tvec = cv2.solvePnPRefineLM(object_points, image_points, k, None, rvec, tvec)
+    # SQPnP alone: a Levenberg-Marquardt refinement tripled the cost (0.14 ms) for < 0.1 degree
     t = tvec.reshape(3)
     if not np.isfinite(rvec).all() or not np.isfinite(t).all() or t[2] <= 0:
         raise ValueError("no plausible pose (face behind the camera)")

@@ -102,3 +102,17 @@ class Model:
         self._interp.set_tensor(self.input_index, np.ascontiguousarray(tensor, dtype=self.input_dtype))
         self._interp.invoke()
         return [self._interp.get_tensor(i) for i in self._outputs]
+
+    def run_uint8(self, image: np.ndarray, scale: float, offset: float = 0.0) -> list[np.ndarray]:
+        """Invoke on an HxWx3 uint8 image normalised as image * scale + offset.
+
+        Writes straight into the interpreter's input buffer: no intermediate float copy on the
+        per-frame path. The buffer view is dropped before invoke, as the runtime requires.
+        """
+        buf = self._interp.tensor(self.input_index)()
+        np.multiply(image, scale, out=buf[0], casting="unsafe")
+        if offset:
+            buf += offset
+        del buf
+        self._interp.invoke()
+        return [self._interp.get_tensor(i) for i in self._outputs]

@@ -1,0 +1,120 @@
+"""Baseline: MediaPipe 0.10.21 face mesh speed and stability on the moving-face stream.
+
+Why: kiosk.vision's tracker must be compared with what it replaces, on the same frames and machine.
+Run with the reference venv only (MediaPipe is never a project dependency):
+
+    /work/mpref/bin/python benchmarks/mediapipe_facemesh.py [--frames 300] [--dump-landmarks lm.npy]
+
+Prints one JSON object. Times cover ``FaceMesh.process`` only (frames are generated beforehand);
+the first ``--warmup`` frames of each mode are processed but left out of the statistics.
+``load_s`` is the FaceMesh constructor plus the first ``process`` call (when the models really load).
+``--dump-landmarks`` saves the video-mode landmarks of every frame, (N, 468, 2) float32 pixels,
+NaN where no face was found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import moving_face  # noqa: E402
+
+
+def stats(ms: list[float]) -> dict[str, float]:
+    """Mean, median and 95th percentile, in milliseconds."""
+    a = np.asarray(ms)
+    return {
+        "mean": round(float(a.mean()), 3),
+        "median": round(float(np.median(a)), 3),
+        "p95": round(float(np.percentile(a, 95)), 3),
+    }
+
+
+def run(mp, frames: list[np.ndarray], static: bool) -> tuple[list[float], np.ndarray, float]:
+    """Process every frame with one FaceMesh; return per-frame ms, landmarks, constructor seconds.
+
+    The constructor only starts the graph; the TFLite models are opened inside the first
+    ``process`` call, so the first frame's time is the real cold-start cost.
+    """
+    h, w = frames[0].shape[:2]
+    t0 = time.perf_counter()
+    mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=static, max_num_faces=1, refine_landmarks=False)
+    load_s = time.perf_counter() - t0
+    times = []
+    landmarks = np.full((len(frames), 468, 2), np.nan, np.float32)
+    with mesh:
+        for k, frame in enumerate(frames):
+            t = time.perf_counter()
+            result = mesh.process(frame)
+            dt = (time.perf_counter() - t) * 1000.0
+            times.append(dt)
+            if result.multi_face_landmarks:
+                pts = result.multi_face_landmarks[0].landmark
+                landmarks[k] = [(p.x * w, p.y * h) for p in pts]
+    return times, landmarks, load_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dump-landmarks", type=Path, help="write video-mode landmarks (N, 468, 2) .npy")
+    args = parser.parse_args()
+
+    t0 = time.perf_counter()
+    import mediapipe as mp  # timed: part of what a cold start costs
+
+    import_s = time.perf_counter() - t0
+    frames = list(moving_face.frames(n=args.frames, seed=args.seed))
+    video_all, video_lm, load_video = run(mp, frames, static=False)
+    static_all, static_lm, load_static = run(mp, frames, static=True)
+    video_ms, static_ms = video_all[args.warmup :], static_all[args.warmup :]
+
+    found = ~np.isnan(video_lm[:, 0, 0])
+    # Mean frame-to-frame landmark motion, and distance to the still-image reference landmarks of
+    # astronaut.png carried along the known motion: smoothness and accuracy measures for trackers.
+    truth = moving_face.poses(n=args.frames, seed=args.seed)
+    reference = Path(__file__).resolve().parent.parent / "tests/fixtures/reference/landmarks.json"
+    still = np.array(json.loads(reference.read_text())["images"]["astronaut.png"]["faces"][0]["landmarks"])
+    expected = np.einsum("nij,kj->nki", truth[:, :, :2], still) + truth[:, None, :, 2]
+    vs_truth = np.linalg.norm(video_lm - expected, axis=2).mean(axis=1)
+    both = found[1:] & found[:-1]
+    step = np.linalg.norm(np.diff(video_lm, axis=0), axis=2).mean(axis=1)[both]
+    face_w = np.hypot(truth[:, 0, 0], truth[:, 0, 1]) * moving_face.FACE_WIDTH
+    static_vs_video = np.linalg.norm(video_lm - static_lm, axis=2).mean(axis=1)
+    out = {
+        "impl": "mediapipe",
+        "version": mp.__version__,
+        "frames": args.frames,
+        "size": list(frames[0].shape[1::-1]),
+        "warmup": args.warmup,
+        "video_ms_per_frame": stats(video_ms),
+        "static_ms_per_frame": stats(static_ms),
+        "load_s": round(load_video + video_all[0] / 1000.0, 3),
+        "load_s_static": round(load_static + static_all[0] / 1000.0, 3),
+        "import_s": round(import_s, 3),
+        "first_frame_ms": {"video": round(video_all[0], 1), "static": round(static_all[0], 1)},
+        "faces_found_fraction": round(float(found.mean()), 4),
+        "static_faces_found_fraction": round(float((~np.isnan(static_lm[:, 0, 0])).mean()), 4),
+        "video_mean_step_px": round(float(step.mean()), 3) if step.size else None,
+        "video_vs_carried_reference_px": {
+            "mean": round(float(np.nanmean(vs_truth)), 3),
+            "max": round(float(np.nanmax(vs_truth)), 3),
+        },
+        "video_vs_static_mean_px": round(float(np.nanmean(static_vs_video)), 3),
+        "true_face_width_px": [round(float(face_w.min()), 1), round(float(face_w.max()), 1)],
+    }
+    if args.dump_landmarks is not None:
+        np.save(args.dump_landmarks, video_lm)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
