@@ -102,3 +102,27 @@ def test_tracking_runs_the_detector_only_when_the_face_is_lost(sample_rgb):
     tracker.reset()
     tracker.track(_shift_rotate(sample_rgb, 0, 0))
     assert len(calls) == 4
+
+
+def _face(analyzer, name):
+    from kiosk.vision.analyzer import analyze_file
+    from tests.conftest import FIXTURES
+
+    analysis, _ = analyze_file(analyzer, FIXTURES / "faces" / name)
+    assert len(analysis.faces) == 1
+    return analysis.faces[0]
+
+
+def test_mouth_openness_separates_closed_lips_from_a_smile_with_teeth(analyzer):
+    closed = _face(analyzer, "grace_hopper.jpg").mouth_openness
+    smiling = _face(analyzer, "astronaut.png").mouth_openness
+    assert closed < 0.05 < 0.1 < smiling
+
+
+def test_a_really_turned_face_reads_as_turned_and_its_mirror_the_other_way(analyzer):
+    turned = _face(analyzer, "luispedro.jpg").pose.yaw
+    mirrored = _face(analyzer, "luispedro_mirror.jpg").pose.yaw
+    frontal = _face(analyzer, "grace_hopper.jpg").pose.yaw
+    assert abs(frontal) < 5
+    assert abs(turned) > 12
+    assert mirrored == pytest.approx(-turned, abs=3)

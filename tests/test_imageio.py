@@ -113,3 +113,14 @@ def test_tiny_image_is_refused():
 def test_missing_file_is_refused(tmp_path):
     with pytest.raises(InputError, match="cannot read"):
         load_image(tmp_path / "absent.jpg")
+
+
+def test_sixteen_bit_colour_png(sample_rgb, analyzer, tmp_path):
+    import cv2
+
+    path = tmp_path / "scan16.png"
+    cv2.imwrite(str(path), cv2.cvtColor(sample_rgb, cv2.COLOR_RGB2BGR).astype(np.uint16) * 257)
+    rgb = load_image(path)
+    assert rgb.dtype == np.uint8 and np.abs(rgb.astype(int) - sample_rgb).max() <= 1
+    analysis, _ = analyze_file(analyzer, path)
+    assert len(analysis.faces) == 1
