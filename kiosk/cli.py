@@ -80,6 +80,69 @@ def _summary_line(label: str, analysis: Any) -> str:
     return f"{label}: {analysis.width}x{analysis.height}, {len(analysis.faces)} face(s)"
 
 
+# --- document photos: profiles, check, make-photo ------------------------------------------------
+
+
+def cmd_profiles(args: argparse.Namespace, cfg: Config) -> int:
+    from kiosk.photo.profiles import load_profiles
+
+    profiles = load_profiles()
+    if args.json:
+        _emit({"profiles": [p.to_json() for p in profiles.values()]})
+    else:
+        for p in profiles.values():
+            kb = f"{p.file_kb[0]:g}-{p.file_kb[1]:g} KB"
+            dpi = f"{p.dpi} dpi" if p.dpi else "no dpi"
+            doc = f"{p.document_zh} / {p.document_en}"
+            print(f"{p.id:16s} {p.size[0]}x{p.size[1]} {dpi:8s} {kb:10s} {doc} (v{p.version})")
+    return 0
+
+
+def _print_checks(report: dict) -> None:
+    for c in report["checks"]:
+        mark = "ok  " if c["passed"] else ("warn" if c["severity"] == "warning" else "FAIL")
+        print(f"  {mark} {c['id']:24s} {json.dumps(c['value'], ensure_ascii=False):>22s}  {c['message_en']}")
+
+
+def _existing(path: str) -> str:
+    if not Path(path).is_file():
+        from kiosk.errors import InputError
+
+        raise InputError(f"{path}: no such file")
+    return path
+
+
+def cmd_check(args: argparse.Namespace, cfg: Config) -> int:
+    from kiosk.photo.profiles import get_profile
+    from kiosk.photo.service import PhotoTools
+
+    profile = get_profile(args.profile)  # an unknown profile fails before the models load
+    report = PhotoTools(cfg.vision).check(_existing(args.image), profile)
+    if args.json:
+        _emit(report)
+    else:
+        print(f"{args.image}: {'compliant' if report['compliant'] else 'NOT compliant'} with {profile.id}")
+        _print_checks(report)
+    return 0 if report["compliant"] else 1
+
+
+def cmd_make_photo(args: argparse.Namespace, cfg: Config) -> int:
+    from kiosk.photo.profiles import get_profile
+    from kiosk.photo.service import PhotoTools
+
+    profile = get_profile(args.profile)
+    report = PhotoTools(cfg.vision).make_photo(_existing(args.image), profile, args.output, args.background)
+    if args.json:
+        _emit(report)
+    else:
+        enc = report["encoding"]
+        verdict = "compliant" if report["compliant"] else "NOT compliant"
+        jpeg = f"{enc['bytes']} bytes, quality {enc['quality']} {enc['subsampling']}"
+        print(f"{args.output}: {profile.id}, {jpeg}, {verdict}")
+        _print_checks(report)
+    return 0 if report["compliant"] else 1
+
+
 # --- the parser ----------------------------------------------------------------------------------
 
 
@@ -100,6 +163,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON output (one line per frame for a video)")
     p.add_argument("--landmarks", action="store_true", help="include the 468 landmarks as [x, y] pixels")
     p.set_defaults(handler=cmd_analyze)
+
+    p = sub.add_parser("profiles", parents=[common], help="the document photo profiles")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p.set_defaults(handler=cmd_profiles)
+
+    p = sub.add_parser(
+        "check",
+        parents=[common],
+        help="check a photo against a document profile (exit 0 compliant, 1 not, 2 unusable)",
+    )
+    p.add_argument("image", help="photo file")
+    p.add_argument("--profile", required=True, help="profile id (see `kiosk profiles`)")
+    p.add_argument("--json", action="store_true", help="JSON report")
+    p.set_defaults(handler=cmd_check)
+
+    p = sub.add_parser(
+        "make-photo",
+        parents=[common],
+        help="make the document photo from a capture and report its checks (exit as check)",
+    )
+    p.add_argument("image", help="captured image")
+    p.add_argument("--profile", required=True, help="profile id (see `kiosk profiles`)")
+    p.add_argument("-o", "--output", required=True, help="JPEG file to write")
+    p.add_argument("--background", help="background colour id allowed by the profile (default: its first)")
+    p.add_argument("--json", action="store_true", help="JSON report")
+    p.set_defaults(handler=cmd_make_photo)
 
     return parser
 

@@ -290,3 +290,14 @@ def test_bad_landmarks_raise(landmarks: np.ndarray) -> None:
 def test_bad_image_size_raises(image_size: tuple[int, int]) -> None:
     with pytest.raises(ValueError):
         head_pose(project(0, 0, 0), image_size)
+
+
+@pytest.mark.parametrize("name", ["astronaut.png", "grace_hopper.jpg", "small_grace_hopper.jpg"])
+def test_frontal_portraits_read_level(analyzer, name) -> None:
+    """The neutral-pitch calibration: official frontal portraits read within 2.5 degrees of zero."""
+    from kiosk.vision.analyzer import analyze_file
+    from tests.conftest import FIXTURES
+
+    analysis, _ = analyze_file(analyzer, FIXTURES / "faces" / name)
+    pose = analysis.faces[0].pose
+    assert abs(pose.pitch) < 2.5 and abs(pose.yaw) < 2.5

@@ -27,10 +27,19 @@ RULE_CHECKS = {
 }
 UNITS = ("px", "width", "height")
 THRESHOLD_KEYS = {
-    "yaw_max_deg": float, "pitch_max_deg": float, "roll_max_deg": float, "eyes_open_min": float,
-    "mouth_open_max": float, "face_centered_max": float, "illumination_uniformity_min": float,
-    "exposure_mean": list, "exposure_under_max": float, "exposure_over_max": float,
-    "dynamic_range_min": float, "sharpness_min": float, "background_uniformity_max": float,
+    "yaw_max_deg": float,
+    "pitch_max_deg": float,
+    "roll_max_deg": float,
+    "eyes_open_min": float,
+    "mouth_open_max": float,
+    "face_centered_max": float,
+    "illumination_uniformity_min": float,
+    "exposure_mean": list,
+    "exposure_under_max": float,
+    "exposure_over_max": float,
+    "dynamic_range_min": float,
+    "sharpness_min": float,
+    "background_uniformity_max": float,
     "white_clothing_max": float,
 }
 SEVERITIES = ("error", "warning")
@@ -87,15 +96,22 @@ class Profile:
 
     def to_json(self) -> dict:
         return {
-            "id": self.id, "version": self.version,
+            "id": self.id,
+            "version": self.version,
             "document": {"zh": self.document_zh, "en": self.document_en},
-            "source": self.source, "cities": list(self.cities),
-            "size": list(self.size), "size_max": list(self.size_max), "dpi": self.dpi,
+            "source": self.source,
+            "cities": list(self.cities),
+            "size": list(self.size),
+            "size_max": list(self.size_max),
+            "dpi": self.dpi,
             "file_kb": list(self.file_kb),
-            "backgrounds": [{"id": c.id, "zh": c.name_zh, "en": c.name_en, "fill": list(c.fill)}
-                            for c in self.backgrounds],
-            "geometry": {k: {"min": r.min, "max": r.max, "enforce": r.enforce, "check": r.check_id}
-                         for k, r in self.rules.items()},
+            "backgrounds": [
+                {"id": c.id, "zh": c.name_zh, "en": c.name_en, "fill": list(c.fill)} for c in self.backgrounds
+            ],
+            "geometry": {
+                k: {"min": r.min, "max": r.max, "enforce": r.enforce, "check": r.check_id}
+                for k, r in self.rules.items()
+            },
             "priority": list(self.priority),
             "thresholds": dict(self.thresholds),
         }
@@ -209,8 +225,21 @@ def _rule(kind: str, table: Any, where: str, size: tuple[int, int]) -> Rule:
     return Rule(kind, bounds[0], bounds[1], enforce)
 
 
-PROFILE_KEYS = {"version", "document", "source", "cities", "size", "size_max", "dpi", "file_kb",
-                "backgrounds", "priority", "geometry", "thresholds", "severity"}
+PROFILE_KEYS = {
+    "version",
+    "document",
+    "source",
+    "cities",
+    "size",
+    "size_max",
+    "dpi",
+    "file_kb",
+    "backgrounds",
+    "priority",
+    "geometry",
+    "thresholds",
+    "severity",
+}
 
 
 def _profile(pid: str, table: Any, colors: dict[str, Color], defaults: dict, severity: dict) -> Profile:
@@ -219,8 +248,9 @@ def _profile(pid: str, table: Any, colors: dict[str, Color], defaults: dict, sev
     _unknown(table, PROFILE_KEYS, where)
     zh, en = _zh_en(_need(table, "document", where, dict), f"{where}.document")
     size = tuple(int(v) for v in _numbers(_need(table, "size", where, list), f"{where}.size", 2, 64, 10000))
-    size_max = tuple(int(v) for v in _numbers(table.get("size_max", list(size)), f"{where}.size_max",
-                                              2, 64, 10000))
+    size_max = tuple(
+        int(v) for v in _numbers(table.get("size_max", list(size)), f"{where}.size_max", 2, 64, 10000)
+    )
     if size_max[0] < size[0] or size_max[1] < size[1]:
         raise ProfileError(f"{where}.size_max: smaller than size")
     dpi = table.get("dpi")
@@ -241,6 +271,10 @@ def _profile(pid: str, table: Any, colors: dict[str, Color], defaults: dict, sev
     rules = {k: _rule(k, v, f"{where}.geometry.{k}", size) for k, v in geometry.items()}
     if "face_width" in rules and "inter_eye" in rules:
         raise ProfileError(f"{where}.geometry: face_width and inter_eye both define face_size; keep one")
+    if not {"face_width", "inter_eye", "head_length"} & set(rules):
+        raise ProfileError(f"{where}.geometry: needs a size rule (face_width, inter_eye or head_length)")
+    if not {"head_top", "eye_line"} & set(rules):
+        raise ProfileError(f"{where}.geometry: needs a vertical rule (head_top or eye_line)")
     priority = _need(table, "priority", where, list)
     for i, k in enumerate(priority):
         if _typed(k, f"{where}.priority[{i}]", str) not in rules:
@@ -255,10 +289,20 @@ def _profile(pid: str, table: Any, colors: dict[str, Color], defaults: dict, sev
     if missing:
         raise ProfileError(f"{where}.thresholds.{missing[0]}: missing (and no default)")
     return Profile(
-        id=pid, version=_need(table, "version", where, str), document_zh=zh, document_en=en,
-        source=_need(table, "source", where, str), cities=tuple(cities), size=size, size_max=size_max,
-        dpi=dpi, file_kb=(float(kb[0]), float(kb[1])), backgrounds=tuple(backgrounds), rules=rules,
-        priority=tuple(priority), thresholds=thresholds,
+        id=pid,
+        version=_need(table, "version", where, str),
+        document_zh=zh,
+        document_en=en,
+        source=_need(table, "source", where, str),
+        cities=tuple(cities),
+        size=size,
+        size_max=size_max,
+        dpi=dpi,
+        file_kb=(float(kb[0]), float(kb[1])),
+        backgrounds=tuple(backgrounds),
+        rules=rules,
+        priority=tuple(priority),
+        thresholds=thresholds,
         severity={**severity, **_severity(table.get("severity", {}), f"{where}.severity")},
     )
 

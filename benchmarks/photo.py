@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Time of make-photo (decode, analyse, compose, segment, encode to the KB range, re-measure).
+
+    python benchmarks/photo.py --json [--runs 7] [--profile id_card]
+
+Inputs are made from a bundled fixture face: a 12-megapixel still (4056x3040, the Pi HQ camera's
+size, JPEG as the camera writes it) with a head as large as the kiosk frames it, and a 640x480
+frame. Models load once (as in the service); the goal is under 0.5 s for the still.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+FACE = ROOT / "tests" / "fixtures" / "faces" / "grace_hopper.jpg"
+
+
+def make_inputs(tmp: Path) -> dict[str, Path]:
+    from kiosk.vision.imageio import load_image
+
+    face = load_image(FACE)  # 512x600 portrait
+    still = np.full((3040, 4056, 3), 180, np.uint8)
+    h = 2600  # the head and shoulders fill most of the frame's height, as at the kiosk
+    w = round(face.shape[1] * h / face.shape[0])
+    x0 = (4056 - w) // 2
+    still[3040 - h :, x0 : x0 + w] = cv2.resize(face, (w, h), interpolation=cv2.INTER_CUBIC)
+    frame = cv2.resize(face, (round(480 * face.shape[1] / face.shape[0]), 480), interpolation=cv2.INTER_AREA)
+    vga = np.full((480, 640, 3), 180, np.uint8)
+    vga[:, (640 - frame.shape[1]) // 2 : (640 - frame.shape[1]) // 2 + frame.shape[1]] = frame
+    out = {"still_4056x3040": tmp / "still.jpg", "frame_640x480": tmp / "frame.jpg"}
+    Image.fromarray(still).save(out["still_4056x3040"], quality=92)
+    Image.fromarray(vga).save(out["frame_640x480"], quality=92)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--profile", default="id_card")
+    args = ap.parse_args()
+
+    from kiosk.photo import PhotoTools
+
+    t0 = time.perf_counter()
+    tools = PhotoTools()
+    load_s = time.perf_counter() - t0
+    result: dict = {
+        "profile": args.profile,
+        "runs": args.runs,
+        "models_load_s": round(load_s, 3),
+        "inputs": {},
+    }
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        for name, path in make_inputs(tmp).items():
+            tools.make_photo(path, args.profile, tmp / "warm.jpg")  # warm-up
+            times, report = [], None
+            for _ in range(args.runs):
+                t = time.perf_counter()
+                report = tools.make_photo(path, args.profile, tmp / "out.jpg")
+                times.append(time.perf_counter() - t)
+            result["inputs"][name] = {
+                "median_s": round(statistics.median(times), 4),
+                "min_s": round(min(times), 4),
+                "max_s": round(max(times), 4),
+                "bytes": report["encoding"]["bytes"],
+                "compliant": report["compliant"],
+                "failed": [c["id"] for c in report["checks"] if not c["passed"]],
+            }
+    still = result["inputs"]["still_4056x3040"]["median_s"]
+    result["goal_s"] = 0.5
+    result["goal_met"] = still < 0.5
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for name, r in result["inputs"].items():
+            ms = {k: round(r[k] * 1000) for k in ("median_s", "min_s", "max_s")}
+            print(f"{name}: median {ms['median_s']} ms (min {ms['min_s']}, max {ms['max_s']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

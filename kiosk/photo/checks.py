@@ -1,0 +1,293 @@
+"""Compliance checks of one image against one document profile: value, threshold, verdict, message.
+
+Check ids are the stable ones of DESIGN.md (plus ``head_length`` and ``white_clothing``). A check
+that cannot be measured (no face, no visible background) fails with the "not_measured" message,
+never passes silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kiosk.photo import measures as M
+from kiosk.photo.profiles import Profile, Rule, load_messages
+from kiosk.vision.types import Analysis
+
+FACE_CHECKS = (
+    "face_centered",
+    "yaw",
+    "pitch",
+    "roll",
+    "eyes_open",
+    "mouth_closed",
+    "illumination_uniformity",
+    "exposure",
+    "sharpness",
+)  # besides the geometry rules: need a face
+
+
+@dataclass
+class CheckResult:
+    id: str
+    value: Any
+    threshold: Any
+    passed: bool
+    outcome: str  # key into messages.toml: "pass", "fail", "too_dark", ...
+    severity: str = "error"
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        msgs = load_messages()
+        text = (
+            msgs.get(self.id, {}).get(self.outcome)
+            or msgs.get(self.id, {}).get("fail")
+            or msgs["not_measured"][""]
+        )
+        out = {
+            "id": self.id,
+            "value": _plain(self.value),
+            "threshold": _plain(self.threshold),
+            "passed": bool(self.passed),
+            "severity": self.severity,
+            "message_zh": text["zh"],
+            "message_en": text["en"],
+        }
+        if self.details:
+            out["details"] = _plain(self.details)
+        return out
+
+
+def _plain(v: Any) -> Any:
+    """JSON-friendly copy with floats rounded to what a measure can claim."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [_plain(x) for x in v]
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (float, np.floating)):
+        return round(float(v), 3)
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def _range(
+    check_id: str,
+    value: float,
+    lo: float | None,
+    hi: float | None,
+    low: str = "too_small",
+    high: str = "too_large",
+) -> CheckResult:
+    if lo is not None and value < lo:
+        return CheckResult(check_id, value, [lo, hi], False, low)
+    if hi is not None and value > hi:
+        return CheckResult(check_id, value, [lo, hi], False, high)
+    return CheckResult(check_id, value, [lo, hi], True, "pass")
+
+
+def _unmeasured(check_id: str, threshold: Any = None) -> CheckResult:
+    return CheckResult(check_id, None, threshold, False, "not_measured")
+
+
+def _rule_check(rule: Rule, geo: M.FaceGeometry, hair: float | None, k: float, height: float) -> CheckResult:
+    """One geometry rule; measures are divided by k to be in pixels of the profile's nominal size."""
+    cid = rule.check_id
+    if rule.kind == "face_width":
+        return _range(cid, geo.face_width / k, rule.min, rule.max)
+    if rule.kind == "inter_eye":
+        return _range(cid, geo.inter_eye / k, rule.min, rule.max)
+    if rule.kind == "head_length":
+        return _range(cid, geo.head_length / k, rule.min, rule.max)
+    if rule.kind == "head_top":
+        if hair is None:
+            return _unmeasured(cid, [rule.min, rule.max])
+        return _range(cid, hair / k, rule.min, rule.max, "too_close", "too_far")
+    if rule.kind == "eye_line":
+        return _range(cid, (height - geo.eye_y) / k, rule.min, rule.max, "too_low", "too_high")
+    raise AssertionError(rule.kind)
+
+
+def evaluate(
+    rgb: np.ndarray,
+    analysis: Analysis,
+    profile: Profile,
+    person: np.ndarray | None,
+    full_size: tuple[int, int],
+    file_bytes: int | None,
+) -> list[CheckResult]:
+    """All checks of `profile` on an image (or its analysed copy `rgb`, landmarks in its pixels).
+
+    `person` is the segmentation mask at rgb's size; `full_size` and `file_bytes` are those of
+    the file itself, for the resolution and file-size checks.
+    """
+    t = profile.thresholds
+    h, w = rgb.shape[:2]
+    results: list[CheckResult] = []
+    n = len(analysis.faces)
+    results.append(
+        CheckResult("single_face", n, 1, n == 1, "pass" if n == 1 else ("none" if n == 0 else "many"))
+    )
+    face = analysis.faces[0] if analysis.faces else None  # the largest face when there are several
+    k = w / profile.size[0]  # image pixels per nominal profile pixel
+    geo = M.face_geometry(face) if face is not None else None
+    hair = M.hair_top(person, geo) if (face is not None and person is not None) else None
+
+    for name in profile.priority:
+        rule = profile.rules[name]
+        if rule.enforce:
+            results.append(_rule_check(rule, geo, hair, k, h) if geo else _unmeasured(rule.check_id))
+    if geo is not None:
+        off = (geo.center_x - w / 2) / w
+        ok = abs(off) <= t["face_centered_max"]
+        results.append(
+            CheckResult("face_centered", off, t["face_centered_max"], ok, "pass" if ok else "fail")
+        )
+        for cid, value, limit in (
+            ("yaw", face.pose.yaw, t["yaw_max_deg"]),
+            ("pitch", face.pose.pitch, t["pitch_max_deg"]),
+            ("roll", face.pose.roll, t["roll_max_deg"]),
+        ):
+            ok = abs(value) <= limit
+            results.append(CheckResult(cid, value, [-limit, limit], ok, "pass" if ok else "fail"))
+        eyes = min(face.eye_openness)
+        ok = eyes >= t["eyes_open_min"]
+        results.append(
+            CheckResult(
+                "eyes_open",
+                eyes,
+                t["eyes_open_min"],
+                ok,
+                "pass" if ok else "fail",
+                details={"left": face.eye_openness[0], "right": face.eye_openness[1]},
+            )
+        )
+        ok = face.mouth_openness <= t["mouth_open_max"]
+        results.append(
+            CheckResult(
+                "mouth_closed", face.mouth_openness, t["mouth_open_max"], ok, "pass" if ok else "fail"
+            )
+        )
+        aligned = M.align_face(rgb, face.landmarks, face.eye_centers)
+        iu = M.illumination_uniformity(aligned)
+        ok = iu >= t["illumination_uniformity_min"]
+        results.append(
+            CheckResult(
+                "illumination_uniformity", iu, t["illumination_uniformity_min"], ok, "pass" if ok else "fail"
+            )
+        )
+        results.append(_exposure(M.exposure(aligned), t))
+        sh = M.sharpness(aligned)
+        ok = sh >= t["sharpness_min"]
+        results.append(CheckResult("sharpness", sh, t["sharpness_min"], ok, "pass" if ok else "fail"))
+    else:
+        results += [_unmeasured(c) for c in FACE_CHECKS]
+
+    results += _background_checks(rgb, person, profile, geo, k)
+    results.append(_resolution(full_size, profile))
+    if file_bytes is not None:
+        results.append(_file_size(file_bytes, profile))
+    for r in results:
+        r.severity = profile.severity.get(r.id, "error")
+    return results
+
+
+def _exposure(e: M.Exposure, t: dict) -> CheckResult:
+    lo, hi = t["exposure_mean"]
+    details = {"under": e.under, "over": e.over, "dynamic_range": e.dynamic_range}
+    threshold = {
+        "mean": [lo, hi],
+        "under_max": t["exposure_under_max"],
+        "over_max": t["exposure_over_max"],
+        "dynamic_range_min": t["dynamic_range_min"],
+    }
+    if e.mean < lo or e.under > t["exposure_under_max"]:
+        outcome = "too_dark"
+    elif e.mean > hi or e.over > t["exposure_over_max"]:
+        outcome = "too_bright"
+    elif e.dynamic_range < t["dynamic_range_min"]:
+        outcome = "low_contrast"
+    else:
+        outcome = "pass"
+    return CheckResult("exposure", e.mean, threshold, outcome == "pass", outcome, details=details)
+
+
+def _background_checks(
+    rgb: np.ndarray, person: np.ndarray | None, profile: Profile, geo: M.FaceGeometry | None, k: float
+) -> list[CheckResult]:
+    t = profile.thresholds
+    out: list[CheckResult] = []
+    bg = None
+    if person is not None:
+        margin = max(2, round(0.02 * rgb.shape[1]))
+        bg = M.background(rgb, M.background_region(person, margin))
+    if bg is None:
+        out.append(_unmeasured("background_uniformity", t["background_uniformity_max"]))
+        out.append(_unmeasured("background_color", [c.id for c in profile.backgrounds]))
+    else:
+        ok = bg.luminance_std <= t["background_uniformity_max"]
+        out.append(
+            CheckResult(
+                "background_uniformity",
+                bg.luminance_std,
+                t["background_uniformity_max"],
+                ok,
+                "pass" if ok else "fail",
+            )
+        )
+        match = next((c for c in profile.backgrounds if _color_matches(bg.mean_rgb, c)), None)
+        out.append(
+            CheckResult(
+                "background_color",
+                list(bg.mean_rgb),
+                [c.id for c in profile.backgrounds],
+                match is not None,
+                "pass" if match else "fail",
+                details={"matched": match.id if match else None},
+            )
+        )
+    if any(c.id == "white" for c in profile.backgrounds):
+        frac = None
+        if person is not None and geo is not None:
+            frac = M.white_clothing(rgb, person, geo.chin_y + 0.15 * geo.head_length)
+        if frac is None:
+            out.append(
+                CheckResult(
+                    "white_clothing", None, t["white_clothing_max"], True, "pass", details={"measured": False}
+                )
+            )
+        else:
+            ok = frac <= t["white_clothing_max"]
+            out.append(
+                CheckResult("white_clothing", frac, t["white_clothing_max"], ok, "pass" if ok else "fail")
+            )
+    return out
+
+
+def _color_matches(rgb: tuple[float, float, float], c) -> bool:
+    inside = all(lo - 0.5 <= v <= hi + 0.5 for v, lo, hi in zip(rgb, c.min, c.max, strict=True))
+    return inside and (c.max_spread is None or max(rgb) - min(rgb) <= c.max_spread)
+
+
+def _resolution(size: tuple[int, int], profile: Profile) -> CheckResult:
+    (w, h), (w0, h0), (w1, h1) = size, profile.size, profile.size_max
+    ok = w0 <= w <= w1 and h0 <= h <= h1 and abs(w * h0 - h * w0) <= max(w0, h0)  # same aspect within 1 px
+    return CheckResult("resolution", [w, h], {"min": [w0, h0], "max": [w1, h1]}, ok, "pass" if ok else "fail")
+
+
+def byte_range(profile: Profile) -> tuple[int, int]:
+    """Bytes that satisfy the KB range whether the platform counts 1000 or 1024 bytes per KB."""
+    lo, hi = profile.file_kb
+    return int(np.ceil(lo * 1024)), int(np.floor(hi * 1000))
+
+
+def _file_size(n: int, profile: Profile) -> CheckResult:
+    lo, hi = byte_range(profile)
+    r = _range("file_size", n / 1024, lo / 1024, hi / 1024)
+    r.threshold = list(profile.file_kb)
+    r.details = {"bytes": n, "bytes_range": [lo, hi]}
+    return r
