@@ -91,33 +91,64 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds; the best median of each counts"
+    )
+    ap.add_argument(
         "--reference-python", default=os.environ.get("MEDIAPIPE_PYTHON", "/work/mpref/bin/python")
     )
     args = ap.parse_args()
     frames = list(moving_face.frames(args.frames))
-    runs = {f"video_{t}t": time_pipeline(frames, t, "video") for t in (1, 2)}
-    runs["still_1t"] = time_pipeline(frames, 1, "still")
-    best = min(
-        (r for k, r in runs.items() if k.startswith("video")), key=lambda r: r["ms_per_frame"]["median"]
-    )
-    ref, ref_lm = reference(args.reference_python, args.frames)
+    # Rounds interleave ours and MediaPipe so that load from other processes hits both alike;
+    # the best median per configuration is reported (noise only ever adds time).
+    rounds: list[dict] = []
+    for _ in range(max(1, args.rounds)):
+        runs = {f"video_{t}t": time_pipeline(frames, t, "video") for t in (1, 2)}
+        runs["still_2t"] = time_pipeline(frames, 2, "still")
+        ref, ref_lm = reference(args.reference_python, args.frames)
+        rounds.append({"runs": runs, "ref": ref, "ref_lm": ref_lm})
+
+    def best(key: str) -> dict:
+        return min((r["runs"][key] for r in rounds), key=lambda v: v["ms_per_frame"]["median"])
+
+    ours = {k: best(k) for k in rounds[0]["runs"]}
+    video = min((ours["video_1t"], ours["video_2t"]), key=lambda r: r["ms_per_frame"]["median"])
     result = {
         "frames": len(frames),
         "frame_size": [640, 480],
-        "ours": {k: {kk: vv for kk, vv in v.items() if not kk.startswith("_")} for k, v in runs.items()},
+        "rounds": len(rounds),
+        "ours": {k: {kk: vv for kk, vv in v.items() if not kk.startswith("_")} for k, v in ours.items()},
         "tracking_speedup_vs_detect_every_frame": round(
-            runs["still_1t"]["ms_per_frame"]["median"] / best["ms_per_frame"]["median"], 2
+            ours["still_2t"]["ms_per_frame"]["median"] / video["ms_per_frame"]["median"], 2
         ),
-        "mediapipe": ref,
     }
-    if ref and "video_ms_per_frame" in ref:
+    refs = [r["ref"] for r in rounds if r["ref"] and "video_ms_per_frame" in r["ref"]]
+    if refs:
+        mp_best = min(refs, key=lambda r: r["video_ms_per_frame"]["median"])
+        result["mediapipe"] = mp_best
         result["speedup_vs_mediapipe_video"] = round(
-            ref["video_ms_per_frame"]["median"] / best["ms_per_frame"]["median"], 2
+            mp_best["video_ms_per_frame"]["median"] / video["ms_per_frame"]["median"], 2
         )
+        result["speedup_per_round"] = [
+            round(
+                r["ref"]["video_ms_per_frame"]["median"]
+                / min(
+                    r["runs"]["video_1t"]["ms_per_frame"]["median"],
+                    r["runs"]["video_2t"]["ms_per_frame"]["median"],
+                ),
+                2,
+            )
+            for r in rounds
+            if r["ref"] and "video_ms_per_frame" in r["ref"]
+        ]
+    else:
+        result["mediapipe"] = (
+            rounds[0]["ref"] or "not run: no reference virtualenv (see tests/fixtures/make_reference.py)"
+        )
+    ref_lm = rounds[0]["ref_lm"]
     if ref_lm is not None:
-        ours = best["_landmarks"]
+        lm = video["_landmarks"]
         iod = np.linalg.norm(ref_lm[:, 263] - ref_lm[:, 33], axis=1)
-        err = np.nanmean(np.linalg.norm(ours - ref_lm, axis=2), axis=1) / iod
+        err = np.nanmean(np.linalg.norm(lm - ref_lm, axis=2), axis=1) / iod
         result["landmark_error_vs_mediapipe_video"] = {
             "mean_nme": round(float(np.nanmean(err)), 4),
             "max_nme": round(float(np.nanmax(err)), 4),

@@ -23,30 +23,38 @@ FOREHEAD = 10  # top of the mesh, near the hairline
 CROWN_RATIO = 1.32
 
 
-def _dist(p: np.ndarray, q: np.ndarray) -> float:
-    return float(np.hypot(*(p[:2] - q[:2])))
+# index arrays, built once: these run on every video frame
+_LID_UP = np.array([[u for u, _ in eye] for eye in EYE_LIDS])  # (2, 3)
+_LID_DOWN = np.array([[d for _, d in eye] for eye in EYE_LIDS])
+_CORNER_A = np.array([a for a, _ in EYE_CORNERS])
+_CORNER_B = np.array([b for _, b in EYE_CORNERS])
+_RINGS = np.array(EYE_RINGS)  # (2, 16)
+
+
+def _dist(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    d = p[..., :2] - q[..., :2]
+    return np.sqrt((d * d).sum(axis=-1))
 
 
 def eye_openness(lm: np.ndarray) -> tuple[float, float]:
     """Mean eyelid gap over eye width, per eye (about 0.25-0.35 open, < 0.1 closed)."""
-    out = []
-    for lids, (a, b) in zip(EYE_LIDS, EYE_CORNERS, strict=True):
-        width = _dist(lm[a], lm[b]) or 1.0
-        out.append(float(np.mean([_dist(lm[u], lm[d]) for u, d in lids]) / width))
-    return out[0], out[1]
+    gaps = _dist(lm[_LID_UP], lm[_LID_DOWN]).mean(axis=1)
+    widths = np.maximum(_dist(lm[_CORNER_A], lm[_CORNER_B]), 1e-6)
+    ratio = gaps / widths
+    return float(ratio[0]), float(ratio[1])
 
 
 def mouth_openness(lm: np.ndarray) -> float:
     """Inner-lip gap over mouth width (about 0 closed, > 0.1 clearly open)."""
-    width = _dist(lm[MOUTH_CORNERS[0]], lm[MOUTH_CORNERS[1]]) or 1.0
-    return _dist(lm[LIPS_INNER[0]], lm[LIPS_INNER[1]]) / width
+    width = max(float(_dist(lm[MOUTH_CORNERS[0]], lm[MOUTH_CORNERS[1]])), 1e-6)
+    return float(_dist(lm[LIPS_INNER[0]], lm[LIPS_INNER[1]])) / width
 
 
 def eye_centers(lm: np.ndarray, iris: np.ndarray | None = None) -> np.ndarray:
     """(2,2) eye centres, image-left first: the iris centres when known, else the eye-ring means."""
     if iris is not None:
         return np.array([iris[0, 0], iris[1, 0]], dtype=np.float64)
-    return np.array([lm[list(r), :2].mean(axis=0) for r in EYE_RINGS])
+    return lm[_RINGS, :2].mean(axis=1)
 
 
 def chin(lm: np.ndarray) -> tuple[float, float]:

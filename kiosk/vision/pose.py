@@ -133,8 +133,8 @@ def camera_matrix(image_size: tuple[int, int], focal_length: float | None = None
 def _ray_rotation(t: np.ndarray) -> np.ndarray:
     """Smallest rotation taking the optical axis onto the ray to t (commutes with roll about the axis)."""
     d = t / np.linalg.norm(t)
-    axis = np.cross([0.0, 0.0, 1.0], d)
-    s = float(np.linalg.norm(axis))
+    axis = np.array([-d[1], d[0], 0.0])  # z-axis x d, written out: this runs every frame
+    s = math.hypot(d[0], d[1])
     if s < 1e-12:
         return np.eye(3)
     angle = math.atan2(s, float(d[2]))
