@@ -26,18 +26,10 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import moving_face  # noqa: E402
+from mediapipe_facemesh import stats  # noqa: E402  (same statistics on both sides)
 
 from kiosk.config import VisionConfig  # noqa: E402
 from kiosk.vision import FaceAnalyzer  # noqa: E402
-
-
-def stats(ms: list[float]) -> dict[str, float]:
-    a = np.asarray(ms)
-    return {
-        "mean": round(float(a.mean()), 3),
-        "median": round(float(np.median(a)), 3),
-        "p95": round(float(np.percentile(a, 95)), 3),
-    }
 
 
 def time_pipeline(frames: list[np.ndarray], threads: int, mode: str, warmup: int = 10) -> dict:
