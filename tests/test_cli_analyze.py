@@ -86,3 +86,15 @@ def test_bad_config_names_the_key(tmp_path):
     cfg.write_text("[vision]\nnum_thread = 2\n")
     r = run("analyze", "--sample", "--config", str(cfg))
     assert r.returncode == 2 and "vision.num_thread: unknown key" in r.stderr
+
+
+def test_common_options_work_before_and_after_the_subcommand(tmp_path):
+    from kiosk.cli import build_parser
+
+    parser = build_parser()
+    before = parser.parse_args(["--state-dir", str(tmp_path), "--config", "a.toml", "analyze", "x"])
+    after = parser.parse_args(["analyze", "x", "--state-dir", str(tmp_path), "--config", "a.toml"])
+    for args in (before, after):
+        assert (args.state_dir, args.config) == (str(tmp_path), "a.toml")
+    r = run("--config", str(tmp_path / "absent.toml"), "analyze", "--sample")
+    assert r.returncode == 2 and "config file not found" in r.stderr

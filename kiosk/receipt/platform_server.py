@@ -1,0 +1,248 @@
+"""The reference provincial photo platform: issues numbers on upload, keyed by the idempotency key.
+
+Used by the tests and the demo over real HTTP on 127.0.0.1, with its failure modes (slow, 5xx,
+malformed replies, review rejected, a reply lost after the number was issued). Not production code:
+the real platform belongs to the province; this one pins down the contract the client relies on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from kiosk.errors import KioskError
+from kiosk.receipt.numbers import format_for, parse
+
+MAX_UPLOAD = 2 * 1024 * 1024
+
+
+@dataclass
+class Faults:
+    """Failure modes; the *_next counters act on the next N requests (deterministic tests)."""
+
+    delay_s: float = 0.0
+    fail_rate: float = 0.0
+    malformed_rate: float = 0.0
+    review: str = "approve"  # approve | reject | pending
+    fail_next: int = 0  # answer 503 without doing anything
+    malformed_next: int = 0  # answer a body that is not JSON
+    slow_next: int = 0  # process, then wait slow_s before the reply (the client times out)
+    slow_s: float = 1.0
+
+
+class Platform:
+    def __init__(self, data_dir: Path | None = None, faults: Faults | None = None, seed: int = 0) -> None:
+        self.faults = faults or Faults()
+        self.lock = threading.Lock()
+        self.by_key: dict[str, dict] = {}
+        self.by_number: dict[str, dict] = {}
+        self.counters: dict[str, int] = {}
+        self.requests = 0
+        self.rng = random.Random(seed)
+        self.data_dir = data_dir
+        self.tz = ZoneInfo("Asia/Shanghai")
+        if data_dir:
+            data_dir.mkdir(parents=True, exist_ok=True)
+
+    def upload(self, key: str, headers: dict[str, str], body: bytes) -> tuple[int, dict]:
+        digest = hashlib.sha256(body).hexdigest()
+        with self.lock:
+            if key in self.by_key:
+                rec = self.by_key[key]
+                if rec["sha256"] != digest:
+                    return 409, {"error": "idempotency key reused for a different photo"}
+                return 200, self._public(rec)
+            try:
+                fmt = format_for(headers.get("x-document", ""))
+                series = fmt.series(
+                    headers.get("x-region", ""), headers.get("x-station", ""), datetime.now(self.tz).date()
+                )
+            except KioskError as exc:
+                return 400, {"error": str(exc)}
+            given = headers.get("x-number")
+            if given:  # the terminal issued the number itself (local authority): record that one
+                try:
+                    p = parse(given)
+                except KioskError as exc:
+                    return 400, {"error": str(exc)}
+                if p.profile_id != fmt.profile_id or p.number in self.by_number:
+                    return 400, {"error": f"{p.number} is for another document or already recorded"}
+                number = p.number
+            else:
+                seq = self.counters.get(series, 0) + 1
+                self.counters[series] = seq
+                number = fmt.make(series, seq)
+            rec = {
+                "number": number,
+                "sha256": digest,
+                "status": "pending",
+                "document": headers.get("x-document"),
+                "city": headers.get("x-city"),
+                "at": time.time(),
+            }
+            self.by_key[key] = rec
+            self.by_number[rec["number"]] = rec
+            if self.data_dir:
+                (self.data_dir / f"{rec['number']}.jpg").write_bytes(body)
+            return 201, self._public(rec)
+
+    def review(self, number: str) -> tuple[int, dict]:
+        with self.lock:
+            rec = self.by_number.get(number)
+            if rec is None:
+                return 404, {"error": "unknown number"}
+            if rec["status"] == "pending" and self.faults.review != "pending":
+                rec["status"] = "approved" if self.faults.review == "approve" else "rejected"
+            return 200, self._public(rec)
+
+    @staticmethod
+    def _public(rec: dict) -> dict:
+        return {"number": rec["number"], "status": rec["status"]}
+
+
+def make_handler(platform: Platform) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "kiosk-reference-platform/1"
+
+        def log_message(self, *args: object) -> None:  # photos and keys stay out of logs
+            return
+
+        def _reply(self, status: int, body: dict | bytes) -> None:
+            raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def _length(self) -> int:
+            try:
+                return int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                return -1
+
+        def _fault(self) -> bool:
+            f = platform.faults
+            with platform.lock:
+                platform.requests += 1
+                if f.fail_next > 0 or platform.rng.random() < f.fail_rate:
+                    f.fail_next = max(0, f.fail_next - 1)
+                    self._reply(503, {"error": "busy"})
+                    return True
+                if f.malformed_next > 0 or platform.rng.random() < f.malformed_rate:
+                    f.malformed_next = max(0, f.malformed_next - 1)
+                    self._reply(200, b"<html>gateway</html>")
+                    return True
+            return False
+
+        def _slow(self) -> None:
+            f = platform.faults
+            with platform.lock:
+                once = f.slow_next > 0
+                f.slow_next = max(0, f.slow_next - 1)
+            wait = f.delay_s + (f.slow_s if once else 0.0)
+            if wait > 0:
+                time.sleep(wait)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            if self.path == "/health":
+                self._reply(200, {"ok": True})
+                return
+            if self._fault():
+                return
+            if self.path.startswith("/v1/photos/"):
+                status, body = platform.review(self.path.rsplit("/", 1)[1])
+                self._reply(status, body)
+                return
+            self._reply(404, {"error": "not found"})
+
+        def do_POST(self) -> None:  # noqa: N802
+            if self.path == "/_faults":  # test control: set failure modes
+                n = self._length()
+                try:
+                    data = json.loads(self.rfile.read(max(n, 0)) or b"{}")
+                except ValueError:
+                    data = None
+                if not isinstance(data, dict):
+                    self._reply(400, {"error": "expected a JSON object"})
+                    return
+                with platform.lock:
+                    for k, v in data.items():
+                        if hasattr(platform.faults, k):
+                            setattr(platform.faults, k, v)
+                self._reply(200, asdict(platform.faults))
+                return
+            if self.path != "/v1/photos":
+                self._reply(404, {"error": "not found"})
+                return
+            n = self._length()
+            if n <= 0 or n > MAX_UPLOAD:
+                self._reply(413 if n > MAX_UPLOAD else 400, {"error": "photo missing or too large"})
+                return
+            body = self.rfile.read(n)
+            key = self.headers.get("Idempotency-Key", "")
+            if not 8 <= len(key) <= 128:
+                self._reply(400, {"error": "Idempotency-Key header missing"})
+                return
+            if self._fault():
+                return
+            status, reply = platform.upload(key, {k.lower(): v for k, v in self.headers.items()}, body)
+            self._slow()
+            try:
+                self._reply(status, reply)
+            except OSError:
+                pass  # the client gave up waiting: the number stays issued under its key
+
+    return Handler
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return  # a client that gave up waiting (the timeout fault) is expected, not an error
+        super().handle_error(request, client_address)
+
+
+class PlatformServer:
+    """The reference platform on a background thread (tests, demo); port 0 picks a free port."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, platform: Platform | None = None) -> None:
+        self.platform = platform or Platform()
+        self.httpd = _Server((host, port), make_handler(self.platform))
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> PlatformServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def serve(host: str, port: int, data_dir: Path | None, faults: Faults) -> None:
+    try:
+        httpd = _Server((host, port), make_handler(Platform(data_dir, faults)))
+    except OSError as exc:
+        raise KioskError(f"platform serve: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    print(f"reference platform on http://{host}:{httpd.server_address[1]}", flush=True)
+    try:
+        httpd.serve_forever()
+    finally:
+        httpd.server_close()

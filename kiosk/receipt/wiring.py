@@ -1,0 +1,99 @@
+"""Builds the store, authority and printer from the configuration, and the one object the session,
+the console and the demo hold: ReceiptService (hand-over, readiness, recovery, reprint, uploads).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from kiosk.errors import KioskError
+from kiosk.hw.printer import Printer, open_printer
+from kiosk.receipt.authority import Authority, LocalAuthority, PlatformAuthority
+from kiosk.receipt.issue import issue_receipt, print_queued, readiness, recover, reprint
+from kiosk.receipt.layouts import load_layouts
+from kiosk.store import Store
+
+
+def open_store(cfg: Any) -> Store:
+    return Store(cfg.state_dir)
+
+
+def platform_client(cfg: Any) -> Any:
+    from kiosk.receipt.platform import PlatformClient
+
+    rc = cfg.receipt
+    return PlatformClient(rc.platform_url, timeout=rc.platform_timeout_s, retries=rc.platform_retries)
+
+
+def authority_from_config(cfg: Any) -> Authority:
+    rc = cfg.receipt
+    if rc.authority == "platform":
+        return PlatformAuthority(platform_client(cfg), rc.station, rc.timezone)
+    return LocalAuthority(rc.station, rc.timezone, upload=rc.upload)
+
+
+def printer_from_config(cfg: Any) -> Printer:
+    rc = cfg.receipt
+    return open_printer(rc.printer, rc.printer_target, rc.paper_mm)
+
+
+def cities_for(profile_id: str) -> list[dict[str, str]]:
+    """The cities the choose screen offers for a document (from layouts.toml)."""
+    return [{"id": c.id, "zh": c.name_zh, "en": c.name_en} for c in load_layouts().cities_for(profile_id)]
+
+
+class ReceiptService:
+    """Store, authority and printer for the life of the service; calls are serialised by one lock."""
+
+    def __init__(
+        self,
+        cfg: Any,
+        store: Store | None = None,
+        authority: Authority | None = None,
+        printer: Printer | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.paper_mm = cfg.receipt.paper_mm
+        self.store = store or open_store(cfg)
+        self.authority = authority or authority_from_config(cfg)
+        self.printer = printer or printer_from_config(cfg)
+        self.lock = threading.Lock()
+
+    def ready(self) -> tuple[str, str] | None:
+        """None when a number can be issued now, else the (zh, en) message to show before the start."""
+        return readiness(self.authority)
+
+    def recover(self) -> dict[str, Any]:
+        """Call once at start-up, before the first session."""
+        with self.lock:
+            return recover(self.store, self.authority, self.printer, self.paper_mm)
+
+    def hand_over(self, jpeg: bytes, profile: str, city: str) -> dict[str, Any]:
+        """The session's hand-over (Session(hand_over=...)): number committed, then the slip printed."""
+        with self.lock:
+            r = issue_receipt(
+                self.store, self.authority, self.printer, profile, city, jpeg, paper_mm=self.paper_mm
+            )
+        return r.to_json()
+
+    def reprint(self, number: str, actor: str = "technician") -> str | None:
+        with self.lock:
+            return reprint(
+                self.store, self.printer, number, self.authority.tz, actor=actor, paper_mm=self.paper_mm
+            )
+
+    def print_queued(self) -> dict[int, str | None]:
+        with self.lock:
+            return print_queued(self.store, self.printer, self.authority.tz, self.paper_mm)
+
+    def run_outbox(self) -> dict[str, int]:
+        from kiosk.receipt.outbox import run_outbox
+
+        if self.cfg.receipt.authority != "platform" and not self.cfg.receipt.upload:
+            raise KioskError("uploads are off (receipt.upload = false with the local authority)")
+        with self.lock:
+            return run_outbox(self.store, platform_client(self.cfg))
+
+    def close(self) -> None:
+        self.store.close()
