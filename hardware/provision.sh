@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Turn a fresh Raspberry Pi OS (Bookworm, 64-bit) into a kiosk terminal. Idempotent: every step
+# can be re-run. See hardware/README.md.
+#
+#   provision.sh --bundle FILE --trusted-root ROOT.json [--repo URL] [--config TOML]
+#                [--root DIR --no-system] [--restart-command CMD] [--update-option OPT]...
+#
+# --root DIR --no-system: install into a directory tree (no apt, no systemctl, no raspi-config);
+# the tests use it, with --restart-command / --update-option (passed to `kiosk update apply`,
+# e.g. "--stable=1") standing in for systemd. $KIOSK_PYTHON chooses the interpreter that runs the installer (default: a
+# venv in /opt/kiosk/tools with the updater's two PyPI dependencies).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(dirname "$here")
+root=/
+system=1
+bundle=""
+trusted=""
+repo=""
+config=""
+restart=()
+
+die() { echo "provision: $*" >&2; exit 2; }
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --bundle) bundle=$2; shift 2 ;;
+        --trusted-root) trusted=$2; shift 2 ;;
+        --repo) repo=$2; shift 2 ;;
+        --config) config=$2; shift 2 ;;
+        --root) root=$2; shift 2 ;;
+        --no-system) system=0; shift ;;
+        --restart-command) restart+=(--restart-command "$2"); shift 2 ;;
+        --update-option) restart+=("$2"); shift 2 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        *) die "unknown option $1" ;;
+    esac
+done
+[ -d "$src/systemd" ] && [ -d "$src/kiosk" ] || die "run it from a kiosk checkout ($src has no systemd/ or kiosk/)"
+[ -z "$trusted" ] || [ -f "$trusted" ] || die "trusted root not found: $trusted"
+[ -z "$bundle" ] || [ -f "$bundle" ] || die "bundle not found: $bundle"
+[ "$system" = 1 ] && [ "$(id -u)" != 0 ] && die "run as root"
+R=${root%/}
+step() { echo "provision: $*"; }
+
+if [ "$system" = 1 ]; then
+    step "system packages"
+    apt-get update
+    apt-get install -y --no-install-recommends python3 python3-venv python3-numpy python3-opencv \
+        python3-pil python3-picamera2 python3-gpiozero python3-lgpio python3-serial \
+        cage chromium fonts-noto-cjk systemd
+    step "serial port for the maintenance console, not for a login"
+    raspi-config nonint do_serial_cons 1
+    raspi-config nonint do_serial_hw 0
+fi
+
+step "users, groups, directories"
+install -d "$R/etc" "$R/etc/kiosk" "$R/etc/systemd/system" "$R/etc/udev/rules.d" \
+    "$R/usr/lib/sysusers.d" "$R/usr/lib/tmpfiles.d" "$R/boot/firmware"
+install -m 0644 "$src/systemd/sysusers.d/kiosk.conf" "$R/usr/lib/sysusers.d/kiosk.conf"
+install -m 0644 "$src/systemd/tmpfiles.d/kiosk.conf" "$R/usr/lib/tmpfiles.d/kiosk.conf"
+systemd-sysusers --root="$R" "$R/usr/lib/sysusers.d/kiosk.conf"
+systemd-tmpfiles --create --root="$R" "$R/usr/lib/tmpfiles.d/kiosk.conf"
+
+step "units and udev rules"
+for unit in kiosk.service kiosk-console.service kiosk-ui.service kiosk-update.service kiosk-update.timer; do
+    install -m 0644 "$src/systemd/$unit" "$R/etc/systemd/system/$unit"
+done
+install -m 0644 "$here/udev/99-kiosk.rules" "$R/etc/udev/rules.d/99-kiosk.rules"
+install -d "$R/etc/systemd/system.conf.d"
+printf '[Manager]\nRuntimeWatchdogSec=15\nRebootWatchdogSec=2min\n' > "$R/etc/systemd/system.conf.d/kiosk-watchdog.conf"
+
+step "boot configuration"
+cfg="$R/boot/firmware/config.txt"
+touch "$cfg"
+# Replace our marked block (or append it): re-running never duplicates lines.
+awk '/^# >>> kiosk/{skip=1} !skip{print} /^# <<< kiosk/{skip=0}' "$cfg" > "$cfg.new"
+cat "$here/config.txt" >> "$cfg.new"
+mv "$cfg.new" "$cfg"
+
+step "configuration /etc/kiosk/kiosk.toml"
+if [ ! -f "$R/etc/kiosk/kiosk.toml" ]; then
+    {
+        echo "# Written by provision.sh: the pin map (hardware/pinmap.toml) and the fleet repository."
+        cat "$here/pinmap.toml"
+        printf '\n[fleet]\nroot = "/opt/kiosk"\n'
+        [ -z "$repo" ] || printf 'repository_url = "%s"\n' "$repo"
+        [ -z "$config" ] || cat "$config"
+    } > "$R/etc/kiosk/kiosk.toml.new"
+    chmod 0644 "$R/etc/kiosk/kiosk.toml.new"
+    mv "$R/etc/kiosk/kiosk.toml.new" "$R/etc/kiosk/kiosk.toml"
+fi
+
+py=${KIOSK_PYTHON:-}
+if [ -z "$py" ]; then
+    step "installer environment"
+    python3 -m venv --system-site-packages "$R/opt/kiosk/tools"
+    "$R/opt/kiosk/tools/bin/pip" install --quiet 'tuf>=5' 'cryptography>=41'
+    py="$R/opt/kiosk/tools/bin/python"
+fi
+kiosk() { PYTHONPATH="$src" "$py" -P -m kiosk.cli "$@"; }
+
+if [ -n "$trusted" ]; then
+    step "trusted fleet root"
+    kiosk update provision "$trusted" --root "$R/opt/kiosk" --config "$R/etc/kiosk/kiosk.toml"
+fi
+
+if [ "$system" = 1 ]; then
+    step "enable the services"
+    udevadm control --reload
+    udevadm trigger
+    systemctl daemon-reload
+    systemctl enable kiosk.service kiosk-console.service kiosk-ui.service kiosk-update.timer
+fi
+
+if [ -n "$bundle" ]; then
+    step "first release (verified, started, health-checked)"
+    kiosk update apply "$bundle" --root "$R/opt/kiosk" --state-dir "$R/var/lib/kiosk" \
+        --config "$R/etc/kiosk/kiosk.toml" "${restart[@]}"
+fi
+step "done; reboot to apply config.txt"
