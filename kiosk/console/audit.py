@@ -1,0 +1,131 @@
+"""The audit trail of the console: who did what, when, and with what result.
+
+Service side, ``AuditSink`` writes into the store's audit table (``Store.audit``) when the
+service has a store, else into ``console-audit.jsonl`` in the state dir. Console side,
+``ConsoleAudit`` sends each entry to the service (``console.audit``); while the service does
+not answer (being restarted, say) entries are spooled to a local file and forwarded, oldest
+first, with the next entry that gets through — so nothing a technician did goes unrecorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from kiosk.errors import KioskError
+from kiosk.service_api import ApiError
+
+ACTOR = "console"
+FALLBACK_NAME = "console-audit.jsonl"
+SPOOL_NAME = "console-audit-spool.jsonl"
+MAX_FIELD = 300  # characters kept of a command line or a result
+
+
+def clip(text: str, limit: int = MAX_FIELD) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def detail_of(command: str, result: str, at: float | None = None) -> str:
+    return json.dumps({"command": clip(command), "result": clip(result), "at": at}, ensure_ascii=False)
+
+
+def _append_line(path: Path, line: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, (line + "\n").encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class AuditSink:
+    """Service side: where audit entries end up (the store, or a JSON-lines file)."""
+
+    def __init__(self, store: Any = None, state_dir: Path | None = None) -> None:
+        self.store = store if store is not None and hasattr(store, "audit") else None
+        self.path = Path(state_dir) / FALLBACK_NAME if state_dir is not None else None
+        self._lock = threading.Lock()
+
+    def record(self, actor: str, action: str, detail: str) -> None:
+        with self._lock:
+            if self.store is not None:
+                self.store.audit(actor, action, detail)
+            elif self.path is not None:
+                _append_line(
+                    self.path,
+                    json.dumps(
+                        {"at": time.time(), "actor": actor, "action": action, "detail": detail},
+                        ensure_ascii=False,
+                    ),
+                )
+            else:
+                raise KioskError("no audit log: the service has neither a store nor a state dir")
+
+    def tail(self, n: int) -> list[dict[str, Any]]:
+        with self._lock:
+            if self.store is not None and hasattr(self.store, "audit_log"):
+                rows = list(self.store.audit_log())
+            elif self.path is not None and self.path.exists():
+                rows = [
+                    json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line
+                ]
+            else:
+                rows = []
+        return rows[-n:] if n > 0 else []
+
+
+class ConsoleAudit:
+    """Console side: one entry per login, logout and command, sent to the service."""
+
+    def __init__(self, client: Any, spool_dir: Path | None) -> None:
+        self.client = client
+        self.spool = Path(spool_dir) / SPOOL_NAME if spool_dir is not None else None
+
+    def record(self, action: str, command: str, result: str) -> None:
+        entry = {"action": action, "detail": detail_of(command, result, round(time.time(), 3))}
+        pending = self._pending() + [entry]
+        sent = 0
+        for item in pending:
+            try:
+                self.client.call("console.audit", timeout=3.0, **item)
+            except ApiError:
+                break
+            sent += 1
+        rest = pending[sent:]
+        if self.spool is None:
+            return
+        try:
+            if not rest:
+                self.spool.unlink(missing_ok=True)
+            elif sent or len(rest) == 1:
+                tmp = self.spool.with_suffix(".tmp")
+                tmp.write_text(
+                    "".join(json.dumps(i, ensure_ascii=False) + "\n" for i in rest), encoding="utf-8"
+                )
+                os.replace(tmp, self.spool)
+            else:
+                _append_line(self.spool, json.dumps(entry, ensure_ascii=False))
+        except OSError:
+            pass  # nowhere to keep it; the console goes on
+
+    def _pending(self) -> list[dict[str, Any]]:
+        if self.spool is None or not self.spool.exists():
+            return []
+        out = []
+        try:
+            for line in self.spool.read_text(encoding="utf-8").splitlines():
+                try:
+                    item = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(item, dict) and isinstance(item.get("action"), str):
+                    out.append({"action": item["action"], "detail": str(item.get("detail", ""))})
+        except (OSError, UnicodeDecodeError):
+            return []
+        return out

@@ -1,0 +1,207 @@
+"""Console parts without a line: editor keys and noise, PIN hashes, attempt limits, config edits, text."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+
+import pytest
+
+from kiosk.config import ConfigError, ConsoleConfig, load_config
+from kiosk.console import config_edit
+from kiosk.console.guard import LoginGuard
+from kiosk.console.lineedit import EndOfInput, Interrupt, Line, LineEditor, TooLong
+from kiosk.console.pin import hash_pin, verify_pin
+from kiosk.console.text import WIDTH, render, to_terminal
+from kiosk.errors import InputError
+
+# --- line editor -----------------------------------------------------------------------------------
+
+
+def test_editing_keys_and_echo():
+    ed = LineEditor()
+    assert ed.feed(b"stat") == []
+    assert ed.take_output() == b"stat"
+    ed.feed(b"x\x7f")  # DEL erases like Backspace
+    assert ed.take_output() == b"x\b \b"
+    assert ed.feed(b"us\r\n") == [Line("status")]  # CRLF is one Enter
+    assert ed.take_output() == b"us\r\n"
+    assert ed.feed(b"abc\x08\x08\r") == [Line("a")]
+    assert ed.feed(b"junk\x03") == [Interrupt()]
+    assert ed.take_output().endswith(b"^C\r\n")
+    assert ed.feed(b"\n") == [Line("")]  # the interrupted text is gone
+    assert ed.feed(b"\x04") == [EndOfInput()]
+
+
+def test_history_with_arrow_keys():
+    ed = LineEditor()
+    ed.feed(b"status\rcounters\r")
+    ed.take_output()
+    assert ed.feed(b"\x1b[A\x1b[A\r") == [Line("status")]
+    ed.feed(b"\x1b[A")  # newest first
+    assert ed.text == "status"
+    ed.feed(b"\x1b[B\x1b[B")  # back down to the (empty) line being typed
+    assert ed.text == ""
+    ed.feed(b"\x1bOA")  # SS3 form (application cursor keys)
+    assert ed.text == "status"
+
+
+def test_noise_is_ignored_and_overlong_lines_are_refused():
+    ed = LineEditor(max_len=10)
+    # NUL (a break), other controls, invalid UTF-8, a runaway escape sequence
+    events = ed.feed(b"\x00\x01\xff\xfe\x1b[99999999999999999999Zst\x1b\x1b\xc3at\x9b")
+    assert events == []
+    assert ed.text == "stat"
+    ed.reset()
+    assert ed.feed(b"x" * 50 + b"\r") == [TooLong(10)]
+    out = ed.take_output()
+    assert out.count(b"\x07") == 1 and out.count(b"x") == 10  # one bell, echo stops at the limit
+    assert ed.feed(b"ok\r") == [Line("ok")]
+
+
+def test_utf8_split_across_reads_and_wide_backspace():
+    ed = LineEditor()
+    data = "灯".encode()
+    ed.feed(data[:1])
+    ed.feed(data[1:])
+    assert ed.text == "灯"
+    ed.take_output()
+    ed.feed(b"\x7f")
+    assert ed.take_output() == b"\b\b  \b\b"  # a wide character takes two columns
+
+
+def test_secret_entry_echoes_stars_and_skips_history():
+    ed = LineEditor()
+    ed.reset("PIN: ", secret=True)
+    assert ed.feed(b"1234\r") == [Line("1234")]
+    assert b"1234" not in ed.take_output()
+    assert ed.history == []
+
+
+def test_tab_completion():
+    from kiosk.console.commands import completions
+
+    ed = LineEditor(completer=completions)
+    ed.feed(b"sta\t")
+    assert ed.text == "status "
+    ed.reset()
+    ed.feed(b"config s\t")
+    assert ed.text == "config set "
+    ed.reset("kiosk> ")
+    ed.take_output()
+    ed.feed(b"s\t")  # selftest, service, shutdown, status: listed, line kept
+    out = ed.take_output().decode()
+    assert "selftest" in out and "shutdown" in out and out.endswith("kiosk> s")
+
+
+# --- PIN and attempts ------------------------------------------------------------------------------
+
+
+def test_pin_hash_round_trip_and_salt():
+    h1, h2 = hash_pin("2468", n=2**10), hash_pin("2468", n=2**10)
+    assert h1 != h2  # salted
+    assert verify_pin("2468", h1) and verify_pin("2468", h2)
+    assert not verify_pin("2469", h1)
+    assert not verify_pin("2468", "scrypt$1048576$8$1$AAAA$AAAA")  # too costly: refused, no hang
+    assert not verify_pin("2468", "garbage")
+    with pytest.raises(InputError):
+        hash_pin("12a4")
+
+
+def test_guard_delays_grow_then_lock_and_persist(tmp_path):
+    now = [1000.0]
+    cfg = ConsoleConfig(max_attempts=4, delay_base_s=2.0, delay_max_s=5.0, lockout_s=60.0)
+    g = LoginGuard(cfg, tmp_path, clock=lambda: now[0])
+    assert g.wait_s() == 0
+    assert g.failure() == pytest.approx(2.0)
+    now[0] += 2.0
+    assert g.failure() == pytest.approx(4.0)
+    now[0] += 4.0
+    assert g.failure() == pytest.approx(5.0)  # capped
+    now[0] += 5.0
+    assert g.failure() == pytest.approx(60.0) and g.locked
+    # a restarted console process sees the same lockout
+    g2 = LoginGuard(cfg, tmp_path, clock=lambda: now[0])
+    assert g2.locked and g2.wait_s() == pytest.approx(60.0)
+    now[0] += 60.0
+    assert g2.wait_s() == 0 and not g2.locked and g2.failures == 0
+
+
+def test_guard_damaged_state_file_stays_locked(tmp_path):
+    (tmp_path / "console-login.json").write_text("{not json")
+    g = LoginGuard(ConsoleConfig(lockout_s=30.0), tmp_path)
+    assert g.locked
+
+
+# --- config get/set --------------------------------------------------------------------------------
+
+
+def test_config_set_validates_and_writes_atomically(tmp_path):
+    path = tmp_path / "kiosk.toml"
+    path.write_text('[session]\ncountdown_s = 3.0\n\n[hardware]\ncamera = "sim"\n')
+    assert config_edit.set_value(path, "session.max_retakes", "4") == 4
+    assert config_edit.set_value(path, "vision.iris", "off") is False
+    assert config_edit.set_value(path, "hardware.camera_file", 'a "quoted" path\\x') == 'a "quoted" path\\x'
+    data = tomllib.loads(path.read_text())
+    assert data["session"] == {"countdown_s": 3.0, "max_retakes": 4}
+    assert data["vision"]["iris"] is False
+    cfg = load_config(path)
+    assert cfg.session.max_retakes == 4 and cfg.hardware.camera_file == 'a "quoted" path\\x'
+    before = path.read_bytes()
+    with pytest.raises(ConfigError, match="session.max_retakes: must be between 0 and 10"):
+        config_edit.set_value(path, "session.max_retakes", "11")
+    with pytest.raises(InputError, match="expected a whole number"):
+        config_edit.set_value(path, "session.max_retakes", "many")
+    with pytest.raises(InputError, match="unknown config key 'session.nope'"):
+        config_edit.set_value(path, "session.nope", "1")
+    with pytest.raises(InputError, match="is a section"):
+        config_edit.set_value(path, "session", "1")
+    with pytest.raises(InputError, match="use the `pin` command"):
+        config_edit.set_value(path, "console.pin_hash", "x")
+    with pytest.raises(ConfigError, match="pin_hash"):
+        config_edit.set_value(path, "console.pin_hash", "x", allow_secret=True)
+    assert path.read_bytes() == before  # refused changes leave the file as it was
+    assert [p.name for p in tmp_path.iterdir()] == ["kiosk.toml"]  # no temp files left
+
+
+def test_config_get_masks_the_pin_hash():
+    cfg = load_config(None)
+    listing = config_edit.keys(cfg)
+    assert listing["console.baud"] == 115200 and listing["console.pin_hash"] == "(not set)"
+    assert "state_dir" not in listing
+    assert config_edit.get(cfg, "session.countdown_s") == {"session.countdown_s": cfg.session.countdown_s}
+    section = config_edit.get(cfg, "console")
+    assert (
+        section["console.idle_timeout_s"] == cfg.console.idle_timeout_s and "session.steady_s" not in section
+    )
+    assert config_edit.is_secret("receipt.platform_token") and not config_edit.is_secret("console.port")
+    with pytest.raises(InputError, match="unknown config key 'sess'"):
+        config_edit.get(cfg, "sess")
+
+
+def test_toml_emitter_round_trips_awkward_strings():
+    data = {"a": {"s": 'tab\there "q" \\ 灯 \x01', "f": 1e-9, "l": [1, 2], "b": True}, "top": 3}
+    assert tomllib.loads(config_edit.dumps(data)) == data
+
+
+# --- terminal text ---------------------------------------------------------------------------------
+
+
+def test_output_is_80_columns_and_has_no_control_characters():
+    text = "log: " + "word " * 40 + "\x1b[2J evil \x07 bell " + "灯" * 60
+    out = to_terminal(text).decode()
+    assert "\x1b" not in out and "\x07" not in out
+    from kiosk.console.lineedit import char_width
+
+    for line in out.split("\r\n"):
+        assert sum(char_width(c) for c in line) <= WIDTH
+    assert render({"a": {"b": 1.5, "c": None}, "d": []}) == ["a:", "  b: 1.5", "  c: -", "d: (none)"]
+
+
+def test_render_of_the_audit_detail_is_json():
+    from kiosk.console.audit import detail_of
+
+    d = json.loads(detail_of("config set x " + "y" * 1000, "ok"))
+    assert d["result"] == "ok" and len(d["command"]) <= 300
+    assert os.environ.get("NOPE") is None
