@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -151,18 +152,62 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class _Rows:
+    """A statement's result, fetched while the connection lock was held."""
+
+    def __init__(self, rows: list[Any], lastrowid: int | None, rowcount: int) -> None:
+        self._rows, self.lastrowid, self.rowcount = rows, lastrowid, rowcount
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        return list(self._rows)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+
+class _SerialConnection:
+    """One SQLite connection shared by the service's threads (session, service API, outbox).
+
+    Each statement runs and is fetched under a re-entrant lock, and ``Store.transaction`` holds
+    that lock from BEGIN to COMMIT, so another thread's statement can never land inside (or
+    commit, or roll back) someone else's transaction.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.lock = threading.RLock()
+
+    def execute(self, sql: str, params: Any = ()) -> _Rows:
+        with self.lock:
+            cur = self.conn.execute(sql, params)
+            return _Rows(cur.fetchall() if cur.description else [], cur.lastrowid, cur.rowcount)
+
+    def executemany(self, sql: str, seq: Any) -> _Rows:
+        with self.lock:
+            cur = self.conn.executemany(sql, seq)
+            return _Rows([], cur.lastrowid, cur.rowcount)
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+
 class Store:
-    """One connection to the terminal's database; use one Store per process (SQLite serialises writers)."""
+    """The terminal's database: one connection per process, safe to share between its threads."""
 
     def __init__(self, state_dir: str | Path, *, durable: bool = True) -> None:
         self.state_dir = Path(state_dir)
         self.photo_dir = self.state_dir / PHOTO_DIR
         try:
             self.photo_dir.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(
+            conn = sqlite3.connect(
                 self.state_dir / DB_NAME, isolation_level=None, timeout=30.0, check_same_thread=False
             )
-            self.db.row_factory = sqlite3.Row
+            conn.row_factory = sqlite3.Row
+            self.db = _SerialConnection(conn)
             mode = self.db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             # FULL: a committed transaction survives a power cut, not only a process crash.
             self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
@@ -203,15 +248,16 @@ class Store:
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[_SerialConnection]:
         """BEGIN IMMEDIATE: take the write lock first so two issuers never read the same counter."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        with self.db.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
 
     # --- sessions and photos --------------------------------------------------------------------
 
@@ -255,7 +301,7 @@ class Store:
 
     # --- numbers and print jobs -------------------------------------------------------------------
 
-    def next_counter(self, db: sqlite3.Connection, name: str) -> int:
+    def next_counter(self, db: _SerialConnection, name: str) -> int:
         """Increment and return a counter; inside transaction(), so a value is never handed out twice."""
         db.execute(
             "INSERT INTO counters (name, value) VALUES (?, 1) "
@@ -279,7 +325,7 @@ class Store:
 
     def record_number(
         self,
-        db: sqlite3.Connection,
+        db: _SerialConnection,
         *,
         number: str,
         session_id: str,
@@ -463,7 +509,7 @@ class Store:
 
     # --- audit and retention ----------------------------------------------------------------------
 
-    def _audit(self, db: sqlite3.Connection, actor: str, action: str, detail: str, now: float) -> None:
+    def _audit(self, db: _SerialConnection, actor: str, action: str, detail: str, now: float) -> None:
         db.execute(
             "INSERT INTO audit (at, actor, action, detail) VALUES (?, ?, ?, ?)", (now, actor, action, detail)
         )

@@ -100,3 +100,39 @@ def test_interrupted_print_goes_back_to_the_queue(tmp_path):
         assert s.recover_interrupted_prints() == [r.print_job]
         job = s.print_job(r.print_job)
         assert job.state == "queued" and job.fault == "interrupted" and job.attempts == 1
+
+
+def test_threads_sharing_one_store_never_interleave_transactions(tmp_path):
+    """The service's threads (session, API, outbox) share one Store: counters stay exact."""
+    import threading
+
+    s = Store(tmp_path, durable=False)
+    errors: list[BaseException] = []
+
+    def writer(name: str) -> None:
+        try:
+            for _ in range(150):
+                with s.transaction() as db:
+                    s.next_counter(db, "shared")
+                s.audit("tech", name, "x")
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    def reader() -> None:
+        try:
+            for _ in range(300):
+                s.counters()
+                s.audit_log()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(f"w{i}",)) for i in range(4)]
+    threads.append(threading.Thread(target=reader))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert s.counters()["shared"] == 600
+    assert len(s.audit_log()) == 600
+    s.close()
