@@ -13,7 +13,12 @@ import pytest
 
 UNITS = Path(__file__).resolve().parent.parent / "systemd"
 LONG_RUNNING = ["kiosk.service", "kiosk-console.service", "kiosk-ui.service"]
-ALL_UNITS = LONG_RUNNING + ["kiosk-update.service", "kiosk-update.timer"]
+ALL_UNITS = LONG_RUNNING + [
+    "kiosk-update.service",
+    "kiosk-update.timer",
+    "kiosk-purge.service",
+    "kiosk-purge.timer",
+]
 # Executables the units start; stand-ins are created in the temporary root so verify can stat them.
 EXECUTABLES = ["opt/kiosk/current/bin/kiosk", "usr/bin/cage"]
 
@@ -86,7 +91,7 @@ def test_verify_reports_a_broken_unit(fake_root):
     assert "restart specifier" in proc.stderr
 
 
-@pytest.mark.parametrize("name", LONG_RUNNING + ["kiosk-update.service"])
+@pytest.mark.parametrize("name", LONG_RUNNING + ["kiosk-update.service", "kiosk-purge.service"])
 def test_security_exposure_at_most_2(name):
     proc = subprocess.run(
         [_tool("systemd-analyze"), "security", "--offline=true", "--no-pager", str(UNITS / name)],
@@ -144,3 +149,12 @@ def test_sysusers_and_tmpfiles_apply_to_a_temporary_root(tmp_path):
     assert photos.is_dir() and (photos.stat().st_mode & 0o777) == 0o750
     assert (tmp_path / "opt/kiosk/releases").is_dir()
     assert (tmp_path / "var/lib/kiosk/update.inhibit").is_file()
+
+
+def test_purge_timer_runs_the_store_purge_daily_as_the_kiosk_user():
+    timer = _unit("kiosk-purge.timer")["Timer"]
+    assert timer["Unit"] == "kiosk-purge.service" and timer["Persistent"] == "true"
+    assert "03:30" in timer["OnCalendar"]
+    svc = _unit("kiosk-purge.service")["Service"]
+    assert svc["ExecStart"].split()[-2:] == ["store", "purge"]
+    assert svc["User"] == "kiosk" and svc["PrivateNetwork"] == "yes"
