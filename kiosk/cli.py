@@ -158,6 +158,7 @@ def cmd_console(args: argparse.Namespace, cfg: Config) -> int:
     from kiosk.console.shell import run_console, with_baud
 
     ccfg = with_baud(cfg.console, args.baud) if args.baud else cfg.console
+
     def log(msg: str) -> None:
         print(f"kiosk console: {msg}", file=sys.stderr, flush=True)
 
@@ -261,8 +262,14 @@ def cmd_update_build(args: argparse.Namespace, cfg: Config) -> int:
         manage.publish(args.publish, args.keys_dir, args.output)
     if args.json:
         _emit(
-            {"bundle": args.output, "version": m.version, "arch": m.arch, "files": len(m.files),
-             "bytes": m.total_size, "published": args.publish}
+            {
+                "bundle": args.output,
+                "version": m.version,
+                "arch": m.arch,
+                "files": len(m.files),
+                "bytes": m.total_size,
+                "published": args.publish,
+            }
         )
     else:
         print(f"{args.output}: kiosk {m.version} for {m.arch}, {len(m.files)} files, {m.total_size} bytes")
@@ -325,8 +332,13 @@ def cmd_receipt_list(args: argparse.Namespace, cfg: Config) -> int:
         rows = []
         for rec in store.numbers(args.limit):
             jobs = store.print_jobs(rec.number)
-            rows.append({**rec.to_json(), "printed": any(j.state == "printed" for j in jobs),
-                         "queued": sum(j.state == "queued" for j in jobs)})
+            rows.append(
+                {
+                    **rec.to_json(),
+                    "printed": any(j.state == "printed" for j in jobs),
+                    "queued": sum(j.state == "queued" for j in jobs),
+                }
+            )
     if args.json:
         _emit({"receipts": rows})
     else:
@@ -363,8 +375,10 @@ def cmd_receipt_verify(args: argparse.Namespace, cfg: Config) -> int:
     if args.json:
         _emit({**parsed.to_json(), "in_store": known})
     else:
-        print(f"{parsed.number}: valid {parsed.profile_id} number, region {parsed.region}, station "
-              f"{parsed.station}, {parsed.day}, #{parsed.seq}{'' if known else ' (not issued here)'}")
+        print(
+            f"{parsed.number}: valid {parsed.profile_id} number, region {parsed.region}, station "
+            f"{parsed.station}, {parsed.day}, #{parsed.seq}{'' if known else ' (not issued here)'}"
+        )
     return 0
 
 
@@ -390,8 +404,9 @@ def cmd_receipt_render(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_platform_serve(args: argparse.Namespace, cfg: Config) -> int:
     from kiosk.receipt.platform_server import Faults, serve
 
-    faults = Faults(delay_s=args.delay, fail_rate=args.fail_rate, malformed_rate=args.malformed_rate,
-                    review=args.review)
+    faults = Faults(
+        delay_s=args.delay, fail_rate=args.fail_rate, malformed_rate=args.malformed_rate, review=args.review
+    )
     serve(args.host, args.port, Path(args.data) if args.data else cfg.state_dir / "platform", faults)
     return 0
 
@@ -429,8 +444,10 @@ def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
         _emit(result.to_json())
     else:
         verdict = "compliant" if result.compliant else "NOT compliant"
-        print(f"photo: {result.photo} ({verdict}); {len(result.prompts)} prompts, "
-              f"{result.sim_seconds:.1f} s simulated in {result.wall_seconds:.1f} s")
+        print(
+            f"photo: {result.photo} ({verdict}); {len(result.prompts)} prompts, "
+            f"{result.sim_seconds:.1f} s simulated in {result.wall_seconds:.1f} s"
+        )
     return 0 if result.compliant else 1
 
 
@@ -447,7 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     # SUPPRESS: a subcommand's copy of these options must not reset what was given before it
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--config", default=argparse.SUPPRESS, help="configuration file (TOML); default $KIOSK_CONFIG or /etc/kiosk"
+        "--config",
+        default=argparse.SUPPRESS,
+        help="configuration file (TOML); default $KIOSK_CONFIG or /etc/kiosk",
     )
     common.add_argument(
         "--state-dir", default=argparse.SUPPRESS, help="store, photos and queue; default $KIOSK_STATE_DIR"

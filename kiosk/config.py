@@ -198,8 +198,8 @@ def _validate(obj: Any, prefix: str) -> None:
             raise ConfigError(f"config key {prefix}still_width: the still must not be smaller than the frame")
         if not 1 <= obj.fps <= 120:
             raise ConfigError(f"config key {prefix}fps: must be between 1 and 120")
-        pins = [n for n in ("led_left_pin", "led_right_pin", "led_fill_pin", "button_accept_pin",
-                            "button_retake_pin", "button_cancel_pin")]
+        pins = ("led_left_pin", "led_right_pin", "led_fill_pin", "button_accept_pin", "button_retake_pin",
+                "button_cancel_pin")
         seen: dict[int, str] = {}
         for name in pins:
             pin = getattr(obj, name)

@@ -1,0 +1,4 @@
+"""Guidance, the lighting loop and the session state machine.
+
+Talks to hardware only through the kiosk.hw objects it is given.
+"""

@@ -1,0 +1,59 @@
+"""The per-frame pipeline of live guidance: track the face, count faces now and then, measure the
+light, steer the LEDs, and run guidance — everything the session needs from one frame."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from kiosk.capture.guidance import Guidance, Guide, measure_frame
+from kiosk.capture.lighting import LightingLoop, measure_light
+from kiosk.capture.rules import Rules
+
+
+class LiveLoop:
+    """One per service; ``start`` at each entry into live guidance, ``stop`` when it ends."""
+
+    COUNT_EVERY = 10  # frames between full detector runs (tracking follows one face; this sees the others)
+
+    def __init__(self, analyzer: Any, rules: Rules, lights: Any | None = None):
+        self.analyzer, self.base_rules, self.lights = analyzer, rules, lights
+        self.rules = rules
+        self.guide = Guide(rules)
+        self.lighting = LightingLoop(rules.lighting)
+        self.n = 0
+        self.faces = 0
+        self.last: Guidance | None = None
+
+    def start(self, thresholds: dict[str, Any]) -> None:
+        self.rules = self.base_rules.for_profile(thresholds)
+        self.guide = Guide(self.rules)
+        self.analyzer.reset()
+        self.n = 0
+        self.last = None
+        self._set(self.lighting.reset())
+
+    def stop(self) -> None:
+        self.analyzer.reset()
+        self.guide.reset()
+        self.last = None
+        self._set(self.lighting.idle())
+
+    def _set(self, levels: dict[str, float]) -> None:
+        if self.lights is not None:
+            self.lights.set(levels)
+
+    def process(self, rgb: np.ndarray, t: float) -> Guidance:
+        analysis = self.analyzer.track(rgb)
+        face = analysis.faces[0] if analysis.faces else None
+        if self.n % self.COUNT_EVERY == 0 or face is None:
+            self.faces = len(self.analyzer.detector.detect(rgb))
+        self.n += 1
+        light = measure_light(rgb, face) if face is not None else None
+        self._set(self.lighting.update(light))
+        size = (rgb.shape[1], rgb.shape[0])
+        self.last = self.guide.update(
+            measure_frame(self.faces, face, size, light, self.rules.target_eye_y), t
+        )
+        return self.last

@@ -1,0 +1,1 @@
+"""Hardware behind interfaces: camera backends, LEDs and buttons (gpiozero), printers."""

@@ -1,0 +1,412 @@
+"""The session state machine: every state, every timeout, retake limits, a camera failing
+mid-session, buttons, and the wipe of the citizen's data. Fakes stand in for the camera, the
+live loop and the photo engine so that each rule is exercised alone (the demo test runs them all
+for real)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kiosk.capture.guidance import Guidance
+from kiosk.capture.photo_adapter import PhotoResult
+from kiosk.capture.session import BUTTONS, CAMERA_SORRY, SORRY, TRANSITIONS, Session, State
+from kiosk.config import SessionConfig
+from kiosk.hw.camera import CameraError, Frame
+
+S = State
+DOCS = [
+    {"id": "id_card", "zh": "居民身份证", "en": "ID card", "cities": []},
+    {"id": "local", "zh": "本地", "en": "Local", "cities": ["杭州"]},
+]
+CFG = SessionConfig(
+    steady_s=1.0,
+    countdown_s=3.0,
+    max_retakes=2,
+    idle_timeout_s=60.0,
+    guidance_timeout_s=90.0,
+    done_s=8.0,
+    failsafe_s=3.0,
+)
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+class FakeCamera:
+    def __init__(self):
+        self.fail: str | None = None
+        self.n = 0
+
+    def frame(self):
+        if self.fail:
+            raise CameraError(self.fail)
+        self.n += 1
+        return Frame(np.full((48, 64, 3), self.n % 255, np.uint8), self.n / 30, self.n)
+
+    def still(self):
+        if self.fail:
+            raise CameraError(self.fail)
+        return np.zeros((96, 128, 3), np.uint8)
+
+
+class FakeLive:
+    def __init__(self):
+        self.ready = False
+        self.since = None
+        self.last = None
+        self.started = 0
+        self.stopped = 0
+        self.thresholds = None
+
+    def start(self, thresholds):
+        self.started += 1
+        self.thresholds = thresholds
+        self.since = None
+
+    def stop(self):
+        self.stopped += 1
+        self.last = None
+
+    def process(self, rgb, t):
+        if self.ready:
+            self.since = t if self.since is None else self.since
+        else:
+            self.since = None
+        steady = t - self.since if self.since is not None else 0.0
+        self.last = Guidance(
+            "perfect" if self.ready else "come_closer",
+            None,
+            [] if self.ready else ["distance"],
+            self.ready,
+            steady,
+            {},
+            None,
+            {},
+        )
+        return self.last
+
+
+class FakeMaker:
+    def __init__(self):
+        self.compliant = True
+        self.error: Exception | None = None
+        self.made = 0
+
+    def make(self, still, profile):
+        if self.error:
+            raise self.error
+        self.made += 1
+        if self.compliant:
+            return PhotoResult(profile, True, b"\xff\xd8photo%d" % self.made, [{"id": "yaw", "passed": True}])
+        return PhotoResult(
+            profile, False, b"bad", [], {"zh": "请闭上嘴巴", "en": "Close your mouth", "check": "mouth"}
+        )
+
+
+@pytest.fixture
+def rig():
+    clock, cam, live, maker = Clock(), FakeCamera(), FakeLive(), FakeMaker()
+    handed = []
+
+    def hand_over(jpeg, profile, city):
+        handed.append((jpeg, profile, city))
+        return {"photo": "/x.jpg", "number": None}
+
+    s = Session(CFG, cam, live, maker, hand_over, DOCS, lambda p: {"profile": p}, clock=clock)
+    s.rig = (clock, cam, live, maker, handed)
+    return s
+
+
+def advance(s: Session, seconds: float, dt: float = 0.1) -> None:
+    clock = s.rig[0]
+    for _ in range(round(seconds / dt)):
+        clock.t += dt
+        s.step()
+
+
+def to_guidance(s: Session, profile: str = "id_card", city: str = "") -> None:
+    s.post("start")
+    s.step()
+    s.post("choose", profile=profile, city=city)
+    s.step()
+    s.post("consent")
+    s.step()
+    assert s.state is S.GUIDANCE
+
+
+def to_review(s: Session) -> None:
+    s.rig[2].ready = True
+    advance(s, CFG.steady_s + 0.2)
+    assert s.state is S.COUNTDOWN
+    advance(s, CFG.countdown_s + 0.1)
+    assert s.state is S.REVIEW
+
+
+def test_happy_path_through_every_state_and_back_to_idle(rig):
+    s = rig
+    clock, cam, live, maker, handed = s.rig
+    assert s.state is S.IDLE and s.hub.state["state"] == "idle"
+    to_guidance(s)
+    assert live.thresholds == {"profile": "id_card"}
+    advance(s, 2.0)
+    assert s.state is S.GUIDANCE and s.hub.state["guidance"]["prompt"] == "come_closer"
+    live.ready = True
+    advance(s, 0.5)
+    assert s.state is S.GUIDANCE  # not steady long enough yet
+    advance(s, 0.7)
+    assert s.state is S.COUNTDOWN and 2.0 < s.hub.state["countdown"] <= 3.0
+    advance(s, CFG.countdown_s + 0.1)
+    assert s.state is S.REVIEW
+    assert s.hub.photo == b"\xff\xd8photo1" and s.hub.state["photo"]["compliant"] is True
+    assert s.hub.frame is not None  # the live picture next to the final one
+    s.post("accept")
+    s.step()
+    s.step()
+    assert s.state is S.DONE and handed == [(b"\xff\xd8photo1", "id_card", "")]
+    assert s.hub.state["result"] == {"photo": "/x.jpg", "number": None}
+    advance(s, CFG.done_s + 0.1)
+    assert s.state is S.IDLE
+    states = [h[1] for h in s.history]
+    assert states == [
+        "choose",
+        "consent",
+        "guidance",
+        "countdown",
+        "capture",
+        "review",
+        "handover",
+        "done",
+        "idle",
+    ]
+
+
+def test_leaving_wipes_the_citizens_frames_and_photo(rig):
+    s = rig
+    to_guidance(s)
+    to_review(s)
+    photo = s.photo
+    assert photo is not None and photo.jpeg
+    s.post("cancel")
+    s.step()
+    assert s.state is S.IDLE
+    assert s.photo is None and s.frame is None and s.still is None and s.profile is None
+    assert photo.jpeg is None  # the bytes object is dropped, not just the reference
+    assert s.hub.photo is None and s.hub.frame is None and s.hub.state["photo"] is None
+    assert s.rig[2].stopped >= 1  # lights back to idle, tracking reset
+
+
+@pytest.mark.parametrize(
+    "state, seconds",
+    [
+        (S.CHOOSE, CFG.idle_timeout_s),
+        (S.CONSENT, CFG.idle_timeout_s),
+        (S.GUIDANCE, CFG.guidance_timeout_s),
+        (S.COUNTDOWN, CFG.guidance_timeout_s),
+        (S.REVIEW, CFG.idle_timeout_s),
+        (S.DONE, CFG.done_s),
+        (S.FAILSAFE, CFG.failsafe_s),
+    ],
+)
+def test_every_state_times_out_to_idle(rig, state, seconds):
+    s = rig
+    clock, cam, live, maker, handed = s.rig
+    s.post("start")
+    s.step()
+    if state is not S.CHOOSE:
+        s.post("choose", profile="id_card")
+        s.step()
+    if state in (S.GUIDANCE, S.COUNTDOWN, S.REVIEW, S.DONE):
+        s.post("consent")
+        s.step()
+    if state is S.COUNTDOWN:
+        live.ready = True
+        advance(s, CFG.steady_s + 0.2)
+        live.ready = False  # flickering readiness: back and forth, but the session still ends
+    if state in (S.REVIEW, S.DONE):
+        to_review(s)
+    if state is S.DONE:
+        s.post("accept")
+        advance(s, 0.2)
+    if state is S.FAILSAFE:
+        cam.fail = "gone"
+        s.post("consent")
+        advance(s, 0.2)
+    if state is S.COUNTDOWN:
+        assert s.state in (S.COUNTDOWN, S.GUIDANCE)
+        live.ready = True
+    else:
+        assert s.state is state
+    entered = clock.t
+    if state is S.COUNTDOWN:  # keep it cycling countdown <-> guidance: the overall limit still applies
+        while s.state is not S.IDLE and clock.t - entered < seconds + 5:
+            live.ready = not live.ready if s.state is S.COUNTDOWN else True
+            advance(s, 0.5)
+        assert s.state is S.IDLE and clock.t - entered <= seconds + 0.6
+        return
+    advance(s, seconds - 1.0)
+    assert s.state is state
+    advance(s, 1.2)
+    assert s.state is S.IDLE
+    assert s.history[-1][2] in ("timeout", "elapsed")
+
+
+def test_countdown_survives_a_glitch_but_returns_to_guidance_when_the_pose_is_lost(rig):
+    s = rig
+    live = s.rig[2]
+    to_guidance(s)
+    live.ready = True
+    advance(s, CFG.steady_s + 0.2)
+    assert s.state is S.COUNTDOWN
+    live.ready = False
+    advance(s, 0.2)  # shorter than the grace
+    live.ready = True
+    advance(s, 0.2)
+    assert s.state is S.COUNTDOWN
+    live.ready = False
+    advance(s, 0.6)
+    assert s.state is S.GUIDANCE
+
+
+def test_a_failed_photo_says_why_and_goes_back_to_guidance(rig):
+    s = rig
+    maker = s.rig[3]
+    maker.compliant = False
+    to_guidance(s)
+    s.rig[2].ready = True
+    advance(s, CFG.steady_s + 0.2 + CFG.countdown_s + 0.2)
+    assert s.history[-1][1:] == ("guidance", "photo_bad") or ("guidance", "photo_bad") in [
+        h[1:] for h in s.history
+    ]
+    assert s.hub.state["message"]["en"] == "Close your mouth"
+    assert s.hub.photo is None
+
+
+def test_failed_photos_do_not_extend_the_guidance_time(rig):
+    s = rig
+    s.rig[3].compliant = False
+    to_guidance(s)
+    s.rig[2].ready = True
+    start = s.rig[0].t
+    advance(s, CFG.guidance_timeout_s + 1.0)
+    assert s.state is S.IDLE and s.history[-1][2] == "timeout"
+    assert s.rig[0].t - start <= CFG.guidance_timeout_s + 1.0
+    assert s.rig[3].made > 10  # it kept trying until then
+
+
+def test_retakes_are_limited(rig):
+    s = rig
+    to_guidance(s)
+    for left in (2, 1):
+        to_review(s)
+        assert s.hub.state["retakes_left"] == left
+        s.rig[2].ready = False
+        s.post("retake")
+        s.step()
+        assert s.state is S.GUIDANCE and s.photo is None and s.hub.photo is None
+    to_review(s)
+    assert s.hub.state["retakes_left"] == 0
+    s.post("retake")
+    s.step()
+    assert s.state is S.REVIEW  # refused: accept or cancel only
+    s.post("retake", source="button")
+    s.step()
+    assert s.state is S.REVIEW
+    s.post("accept", source="button")
+    s.step()
+    s.step()
+    assert s.state is S.DONE and len(s.rig[4]) == 1
+
+
+def test_camera_failing_mid_session_apologises_returns_to_idle_and_the_service_goes_on(rig):
+    s = rig
+    clock, cam, live, maker, handed = s.rig
+    to_guidance(s)
+    advance(s, 0.5)
+    cam.fail = "camera /dev/video0: stopped delivering frames"
+    advance(s, 0.2)
+    assert s.state is S.FAILSAFE
+    assert s.hub.state["message"]["en"] == CAMERA_SORRY["en"]
+    assert s.hub.state["message"]["detail"] == "camera /dev/video0: stopped delivering frames"
+    advance(s, CFG.failsafe_s + 0.2)
+    assert s.state is S.IDLE and s.hub.state["message"] is None
+    cam.fail = None  # the camera is back: the next citizen gets a session
+    to_guidance(s)
+    to_review(s)
+    assert s.state is S.REVIEW
+
+
+def test_camera_is_reopened_after_a_failure_when_a_reopener_is_given(rig):
+    s = rig
+    broken = s.rig[1]
+    fresh = FakeCamera()
+    s.reopen_camera = lambda: fresh
+    to_guidance(s)
+    broken.fail = "unplugged"
+    advance(s, 0.2)
+    assert s.state is S.FAILSAFE
+    advance(s, CFG.failsafe_s + 0.2)
+    to_guidance(s)
+    advance(s, 0.3)
+    assert s.camera is fresh and fresh.n > 0 and s.state is S.GUIDANCE
+
+
+def test_an_unexpected_error_goes_to_failsafe_without_raising(rig):
+    s = rig
+    s.rig[3].error = RuntimeError("segmenter exploded")
+    to_guidance(s)
+    s.rig[2].ready = True
+    advance(s, CFG.steady_s + CFG.countdown_s + 0.5)  # step() must not raise
+    assert s.state is S.FAILSAFE and s.hub.state["message"]["en"] == SORRY["en"]
+    advance(s, CFG.failsafe_s + 0.1)
+    assert s.state is S.IDLE
+
+
+def test_buttons_mean_what_the_state_says(rig):
+    s = rig
+    s.post("retake", source="button")  # meaningless in idle: ignored
+    s.step()
+    assert s.state is S.IDLE
+    s.post("accept", source="button")
+    s.step()
+    assert s.state is S.CHOOSE
+    s.post("accept", source="button")  # default document
+    s.step()
+    assert s.state is S.CONSENT and s.profile == "id_card"
+    s.post("cancel", source="button")  # declines the privacy notice
+    s.step()
+    assert s.state is S.IDLE
+
+
+def test_choices_are_validated(rig):
+    s = rig
+    s.post("start")
+    s.step()
+    s.post("choose", profile="passport_of_mars")
+    s.step()
+    assert s.state is S.CHOOSE
+    s.post("choose", profile="local", city="上海")  # this document is only issued in 杭州
+    s.step()
+    assert s.state is S.CHOOSE
+    s.post("choose", profile="local", city="杭州")
+    s.step()
+    assert s.state is S.CONSENT and (s.profile, s.city) == ("local", "杭州")
+    s.post("lang", lang="en")
+    s.post("lang", lang="fr")
+    s.step()
+    assert s.hub.state["lang"] == "en"
+
+
+def test_transition_table_is_complete():
+    reachable = {S.IDLE} | set(TRANSITIONS.values())
+    assert reachable | {S.FAILSAFE} == set(State)
+    for state in State:
+        assert any(src is state for src, _ in TRANSITIONS), f"{state} has no way out"
+    for state, mapping in BUTTONS.items():
+        for trigger in mapping.values():
+            assert (state, trigger) in TRANSITIONS

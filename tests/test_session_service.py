@@ -1,0 +1,123 @@
+"""`kiosk run`: the service wires hardware, session, UI and service API; it stays up when the
+camera fails, tells systemd it is ready, and holds updates off while a citizen is served."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+
+from kiosk.capture.session import State
+from kiosk.config import load_config
+from kiosk.fleet.inhibit import session_running
+from kiosk.service import Service
+from kiosk.service_api import call
+
+
+@pytest.fixture
+def notify_socket(tmp_path, monkeypatch):
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(5)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    yield sock
+    sock.close()
+
+
+@pytest.fixture
+def service(tmp_path, notify_socket):
+    cfg = load_config(None, tmp_path / "state")
+    cfg = replace(cfg, session=replace(cfg.session, ui_port=0, failsafe_s=0.5))
+    svc = Service(cfg, sim=True).start()
+    thread = threading.Thread(target=svc.run, daemon=True)
+    thread.start()
+    yield svc
+    svc.stop()
+    thread.join(10)
+    svc.close()
+
+
+def wait(cond, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_status_readiness_inhibit_and_a_camera_failure(service, notify_socket):
+    assert b"READY=1" in notify_socket.recv(4096)
+    sock = service.api_path
+    st = call(sock, "status")
+    assert st["version"] and st["uptime_s"] >= 0 and st["simulated"] is True
+    assert st["session"]["state"] == "idle" and st["camera"]["backend"] == "sim"
+    assert set(st["lights"]) == {"left", "right", "fill"}
+    assert not session_running(service.cfg.state_dir)
+
+    service.session.post("start")
+    assert wait(lambda: call(sock, "status")["session"]["state"] == "choose")
+    assert session_running(service.cfg.state_dir)  # updates wait for the citizen
+    service.session.post("choose", profile="id_card")
+    service.session.post("consent")
+    assert wait(lambda: service.session.state is State.GUIDANCE)
+    assert wait(lambda: call(sock, "status")["lights"]["right"] > call(sock, "status")["lights"]["left"])
+
+    service.session.camera.failure = "camera unplugged"
+    assert wait(lambda: call(sock, "status")["session"]["state"] in ("failsafe", "idle"))
+    assert wait(lambda: call(sock, "status")["session"]["state"] == "idle")
+    assert not session_running(service.cfg.state_dir)
+    assert service.ui.hub.state["message"] is None
+    # the service is still up; the next session gets a camera again (reopened)
+    service.session.post("start")
+    service.session.post("choose", profile="id_card")
+    service.session.post("consent")
+    assert wait(lambda: service.session.state is State.GUIDANCE and service.live.n > 5)
+    assert service.session.camera.failure is None
+    assert wait(lambda: service.live.last is not None and "face_width" in service.live.last.values)
+
+
+def test_kiosk_run_serves_and_stops_on_sigterm(tmp_path):
+    env = {**os.environ, "KIOSK_STATE_DIR": str(tmp_path)}
+    env.pop("NOTIFY_SOCKET", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kiosk.cli", "run", "--sim", "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("kiosk: UI on http://127.0.0.1:") and "(camera: sim)" in line
+        assert call(tmp_path / "kiosk.sock", "status")["session"]["state"] == "idle"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert "camera backend: {'backend': 'sim'" in err and "Traceback" not in err
+    assert not (tmp_path / "kiosk.sock").exists()
+
+
+def test_kiosk_run_on_a_busy_port_fails_in_one_line(tmp_path, capsys):
+    from kiosk.cli import main
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        assert main(["run", "--sim", "--port", str(port), "--state-dir", str(tmp_path)]) == 1
+    finally:
+        busy.close()
+    err = capsys.readouterr().err
+    assert f"kiosk: UI: cannot listen on 127.0.0.1:{port}: Address already in use" in err
+    assert "Traceback" not in err

@@ -1,0 +1,159 @@
+"""A full simulated session driven through the real UI in headless Chromium (Debian's chromium and
+chromium-driver): what the citizen sees at each step, and that the touches drive the service."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service as DriverService
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from kiosk.config import load_config
+from kiosk.service import Service
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture
+def service(tmp_path):
+    cfg = load_config(None, tmp_path / "state")
+    cfg = replace(cfg, session=replace(cfg.session, steady_s=0.5, countdown_s=1.0, done_s=2.0, ui_port=0))
+    svc = Service(cfg, sim=True).start()
+    thread = threading.Thread(target=svc.run, daemon=True)
+    thread.start()
+    yield svc
+    svc.stop()
+    thread.join(10)
+    svc.close()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    opts = Options()
+    opts.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+        "--window-size=1280,1100",
+    ):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=DriverService(DRIVER), options=opts)
+    yield driver
+    driver.quit()
+
+
+def wait_for(driver, condition, timeout=30.0, what=""):
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(d))
+    except Exception:
+        state = driver.execute_script("return document.body.dataset.state")
+        pytest.fail(f"timed out waiting for {what} (screen state {state})")
+
+
+def state(driver):
+    return driver.execute_script("return document.body.dataset.state")
+
+
+def text(driver, css):
+    return driver.find_element(By.CSS_SELECTOR, css).text
+
+
+def image_size(driver, css):
+    return driver.execute_script(
+        "const i = document.querySelector(arguments[0]);"
+        "return i.complete ? [i.naturalWidth, i.naturalHeight] : null",
+        css,
+    )
+
+
+def test_a_whole_session_through_the_touchscreen(service, browser, tmp_path):
+    b = browser
+    b.get(service.ui.url)
+    wait_for(
+        b, lambda d: state(d) == "idle" and text(d, "#start") == "开始拍照", what="the idle screen in Chinese"
+    )
+    b.find_element(By.ID, "lang-en").click()
+    wait_for(b, lambda d: text(d, "#start") == "Start", what="English")
+    for button in b.find_elements(By.CSS_SELECTOR, "#screen-idle button, header button"):
+        assert button.size["height"] >= 56  # touch targets
+    assert b.find_element(By.ID, "start").size["height"] >= 96
+    b.find_element(By.ID, "start").click()
+
+    wait_for(
+        b,
+        lambda d: state(d) == "choose" and len(d.find_elements(By.CSS_SELECTOR, "button.doc")) >= 4,
+        what="the document choice",
+    )
+    docs = {e.get_attribute("data-id"): e.text for e in b.find_elements(By.CSS_SELECTOR, "button.doc")}
+    assert docs["id_card"] == "Resident identity card"
+    b.find_element(By.CSS_SELECTOR, 'button.doc[data-id="id_card"]').click()
+    wait_for(b, lambda d: state(d) == "consent", what="the privacy notice")
+    assert "photo" in text(b, "#screen-consent .notice")
+    b.find_element(By.ID, "consent").click()
+
+    wait_for(b, lambda d: state(d) in ("guidance", "countdown") and text(d, "#prompt"), what="a prompt")
+    prompts = set()
+    outline_seen = False
+    deadline = time.monotonic() + 60
+    while state(b) in ("guidance", "countdown") and time.monotonic() < deadline:
+        p = text(b, "#prompt")
+        if p:
+            prompts.add(p)
+        outline_seen |= bool(b.find_element(By.ID, "outline").get_attribute("points"))
+        time.sleep(0.1)
+    assert outline_seen, "the face outline was never drawn"
+    assert "Come a little closer" in prompts and "Perfect, hold it" in prompts, prompts
+    assert all(not any("\u4e00" <= ch <= "\u9fff" for ch in p) for p in prompts)  # English as chosen
+
+    wait_for(
+        b,
+        lambda d: state(d) == "review" and image_size(d, "#final") == [358, 441],
+        timeout=30,
+        what="the final photo",
+    )
+    wait_for(b, lambda d: (image_size(d, "#live-review") or [0])[0] == 640, what="the live picture")
+    assert text(b, "#retakes-left") == "2" and b.find_element(By.ID, "retake").is_enabled()
+    b.save_screenshot(str(tmp_path / "review.png"))
+    b.find_element(By.ID, "retake").click()
+    wait_for(b, lambda d: state(d) in ("guidance", "countdown"), what="guidance after a retake")
+    wait_for(
+        b,
+        lambda d: state(d) == "review" and image_size(d, "#final") == [358, 441],
+        timeout=60,
+        what="the second photo",
+    )
+    assert text(b, "#retakes-left") == "1"
+    b.find_element(By.ID, "accept").click()
+
+    wait_for(b, lambda d: state(d) == "done" and text(d, "#done-detail") == "Photo saved", what="the result")
+    saved = list((service.cfg.state_dir / "accepted").glob("*.jpg"))
+    assert len(saved) == 1 and saved[0].read_bytes()[:2] == b"\xff\xd8"
+    wait_for(
+        b,
+        lambda d: state(d) == "idle" and text(d, "#start") == "开始拍照",
+        timeout=10,
+        what="idle again, in Chinese for the next citizen",
+    )
+    assert service.session.photo is None and service.ui.hub.photo is None  # wiped
+    assert b.execute_script("return document.getElementById('final').hasAttribute('src')") is False
+
+
+def test_chromium_and_its_driver_are_installed():
+    """CI must install them (apt: chromium chromium-driver): a missing browser is a failure, not a skip."""
+    assert Path(CHROMIUM).exists() and Path(DRIVER).exists()
