@@ -439,7 +439,7 @@ def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
     if not args.json:
         doc = args.profile or cfg.session.default_profile
         print(f"kiosk demo: a simulated session on {sample_path().name}, document {doc}")
-    result = run_demo(cfg, out, profile=args.profile, progress=progress)
+    result = run_demo(cfg, out, profile=args.profile, city=args.city, progress=progress)
     if args.json:
         _emit(result.to_json())
     else:
@@ -448,6 +448,9 @@ def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
             f"photo: {result.photo} ({verdict}); {len(result.prompts)} prompts, "
             f"{result.sim_seconds:.1f} s simulated in {result.wall_seconds:.1f} s"
         )
+        printed = (result.handover or {}).get("printed")
+        print(f"image number: {result.number} ({result.city}){'' if printed else ', slip NOT printed'}")
+        print(f"slip: {result.slip} (ESC/POS bytes: {result.escpos})")
     return 0 if result.compliant else 1
 
 
@@ -607,8 +610,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(handler=cmd_store_purge)
 
     p = sub.add_parser("demo", parents=[common], help="a whole simulated session on the bundled sample face")
-    p.add_argument("--out", help="folder for the final photo (default: STATE_DIR/demo)")
+    p.add_argument("--out", help="folder for the photo, slip and its store (default: STATE_DIR/demo)")
     p.add_argument("--profile", help="document profile id (default: config session.default_profile)")
+    p.add_argument("--city", help="city id for the receipt (default: the document's first city)")
     p.add_argument("--json", action="store_true", help="one JSON object: prompts, states, photo, checks")
     p.set_defaults(handler=cmd_demo)
 

@@ -10,7 +10,7 @@ demo runs faster than real time and gives the same prompts on every machine.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,10 @@ class DemoResult:
     compliant: bool = False
     checks: list[dict[str, Any]] = field(default_factory=list)
     handover: dict[str, Any] | None = None
+    city: str = ""
+    number: str | None = None
+    slip: str | None = None  # PNG rendered by the virtual printer from the bytes below
+    escpos: str | None = None  # the raw ESC/POS byte stream sent to the printer
     sim_seconds: float = 0.0
     wall_seconds: float = 0.0
     frames: int = 0
@@ -52,6 +56,10 @@ class DemoResult:
             "states": self.states,
             "checks": self.checks,
             "handover": self.handover,
+            "city": self.city,
+            "number": self.number,
+            "slip": self.slip,
+            "escpos": self.escpos,
             "sim_seconds": round(self.sim_seconds, 2),
             "wall_seconds": round(self.wall_seconds, 2),
             "frames": self.frames,
@@ -64,17 +72,25 @@ def run_demo(
     cfg: Config,
     out_dir: Path,
     profile: str | None = None,
+    city: str | None = None,
     max_sim_s: float = 120.0,
     seed: int = 0,
     progress: Any = None,
 ) -> DemoResult:
-    """Run one simulated session to the hand-over; KioskError when it does not get there."""
+    """Run one simulated session to the printed slip; KioskError when it does not get there.
+
+    The receipt step is the real one (store, number authority from the configuration, slip) on
+    the virtual printer, with its own store in ``out_dir/state`` so that a demo never mixes its
+    numbers into a terminal's records.
+    """
     from kiosk.capture.live import LiveLoop
     from kiosk.capture.photo_adapter import PhotoMaker, documents, thresholds
     from kiosk.capture.rules import load_rules
     from kiosk.capture.session import Session, State
     from kiosk.hw.camera_sim import SimCamera, SimSubject
     from kiosk.hw.lights import Lights, pin_factory
+    from kiosk.hw.printer import open_printer
+    from kiosk.receipt.wiring import ReceiptService, cities_for
     from kiosk.vision import FaceAnalyzer
 
     wall0 = time.monotonic()
@@ -83,10 +99,18 @@ def run_demo(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise KioskError(f"demo: cannot create {out_dir}: {exc.strerror or exc}") from None
-    docs = documents()
+    docs = documents(cities_for)
     profile = profile or cfg.session.default_profile
-    if profile not in {d["id"] for d in docs}:
+    doc = next((d for d in docs if d["id"] == profile), None)
+    if doc is None:
         raise KioskError(f"demo: unknown document {profile!r} (known: {', '.join(d['id'] for d in docs)})")
+    city = city or (doc["cities"][0] if doc["cities"] else "")
+    if doc["cities"] and city not in doc["cities"]:
+        raise KioskError(
+            f"demo: {profile} receipts are not issued for {city!r} (cities: {', '.join(doc['cities'])})"
+        )
+    demo_cfg = replace(cfg, state_dir=out_dir / "state")
+    receipts = ReceiptService(demo_cfg, printer=open_printer("virtual", "", cfg.receipt.paper_mm))
     clock = SimClock()
     lights = Lights.from_config(cfg.hardware, pin_factory(sim=True))
     analyzer = FaceAnalyzer(cfg.vision)
@@ -96,15 +120,15 @@ def run_demo(
     )
     subject.leave()
     live = LiveLoop(analyzer, load_rules(), lights)
-    result = DemoResult(profile=profile)
+    result = DemoResult(profile=profile, city=city)
     photo_path = out_dir / "photo.jpg"
 
-    def hand_over(jpeg: bytes, prof: str, city: str) -> dict[str, Any]:
+    def hand_over(jpeg: bytes, prof: str, chosen_city: str) -> dict[str, Any]:
         try:
-            photo_path.write_bytes(jpeg)
+            photo_path.write_bytes(jpeg)  # a copy to look at; the store keeps the record's own
         except OSError as exc:
             raise KioskError(f"demo: cannot write {photo_path}: {exc.strerror or exc}") from None
-        return {"photo": str(photo_path), "profile": prof, "city": city, "number": None}
+        return receipts.hand_over(jpeg, prof, chosen_city)
 
     session = Session(
         cfg.session, camera, live, PhotoMaker(cfg.vision), hand_over, docs, thresholds, clock=clock
@@ -140,7 +164,7 @@ def run_demo(
         while clock.t < max_sim_s:
             st = session.state
             if st is State.CHOOSE and not started:
-                session.post("choose", profile=profile)
+                session.post("choose", profile=profile, city=city)
             elif st is State.CONSENT:
                 session.post("consent")
                 started = True
@@ -188,6 +212,15 @@ def run_demo(
             raise KioskError(f"demo: no accepted photo within {max_sim_s:g} simulated seconds")
         result.handover = session.result
         result.photo = str(photo_path)
+        result.number = (session.result or {}).get("number")
+        device = receipts.printer.device
+        slip_path, escpos_path = out_dir / "slip.png", out_dir / "slip.escpos"
+        try:
+            escpos_path.write_bytes(bytes(device.received))
+            slip_path.write_bytes(device.png())
+        except OSError as exc:
+            raise KioskError(f"demo: cannot write the slip: {exc.strerror or exc}") from None
+        result.slip, result.escpos = str(slip_path), str(escpos_path)
         result.compliant = bool(result.checks) and all(
             c["passed"] for c in result.checks if c.get("severity", "error") == "error"
         )
@@ -197,4 +230,5 @@ def run_demo(
         result.wall_seconds = time.monotonic() - wall0
         lights.close()
         camera.close()
+        receipts.close()
     return result

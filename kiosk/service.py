@@ -20,13 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from kiosk import __version__
-from kiosk.capture.session import LIVE, Session, State, default_hand_over
+from kiosk.capture.session import LIVE, Session, State
 from kiosk.config import Config
 from kiosk.errors import KioskError
 
 log = logging.getLogger("kiosk.service")
 
 IDLE_POLL_S = 0.05
+OUTBOX_EVERY_S = 60.0
+RESTART_EXIT = 75  # not 0: kiosk.service has Restart=on-failure
 
 
 class FleetHooks:
@@ -88,6 +90,7 @@ class Service:
         from kiosk.hw.camera import open_camera
         from kiosk.hw.camera_sim import SimCamera
         from kiosk.hw.lights import Lights, pin_factory
+        from kiosk.receipt.wiring import ReceiptService, cities_for
         from kiosk.service_api import ServiceApi, socket_path
         from kiosk.ui.server import UiServer
         from kiosk.vision import FaceAnalyzer
@@ -116,15 +119,21 @@ class Service:
 
         self.camera = camera()
         self.live = LiveLoop(self.analyzer, load_rules(), self.lights)
+        # the receipt step: store, number authority and printer; finish what a power cut interrupted
+        self.receipts = ReceiptService(cfg)
+        recovered = self.receipts.recover()
+        if any(recovered.values()):
+            log.info("recovered after an interruption: %s", recovered)
         self.session = Session(
             cfg.session,
             self.camera,
             self.live,
             PhotoMaker(cfg.vision, None),
-            default_hand_over(cfg.state_dir),
-            documents(),
+            self.receipts.hand_over,
+            documents(cities_for),
             thresholds,
             reopen_camera=camera,
+            preflight=self._preflight,
         )
         self.lights.set(self.live.lighting.idle())
         self.fleet = FleetHooks(cfg.state_dir)
@@ -146,6 +155,63 @@ class Service:
         self.api = ServiceApi()
         self.api.register("status", lambda args: self.status())
         self.api_path = socket_path(cfg.state_dir)
+        self.console = self._console_handlers()
+        self.restart_requested = False
+        self._outbox_thread = threading.Thread(target=self._outbox_loop, name="outbox", daemon=True)
+
+    def _preflight(self) -> dict[str, str] | None:
+        """Before a citizen starts: can a number be issued now (platform reachable)?"""
+        refusal = self.receipts.ready()
+        return None if refusal is None else {"zh": refusal[0], "en": refusal[1]}
+
+    def _console_handlers(self) -> Any:
+        """The maintenance console's commands, served on the service API (kiosk.console)."""
+        from kiosk.console.handlers import ConsoleContext, register_console_handlers, systemctl_power
+        from kiosk.fleet.manage import make_updater
+
+        cfg = self.cfg
+        config_path = os.environ.get("KIOSK_CONFIG") or (
+            "/etc/kiosk/kiosk.toml" if Path("/etc/kiosk/kiosk.toml").exists() else None
+        )
+        try:
+            updater = make_updater(cfg.fleet, cfg.state_dir)
+        except (KioskError, OSError) as exc:
+            log.warning("updater not available to the console: %s", exc)
+            updater = None
+        ctx = ConsoleContext(
+            state_dir=cfg.state_dir,
+            config_path=Path(config_path) if config_path else None,
+            store=self.receipts.store,
+            session=self.session,
+            lights=self.lights,
+            camera=lambda: self.session.camera,
+            printer=self.receipts.printer,
+            reprint=self.receipts.reprint,
+            updater=updater,
+            retry_uploads=lambda _id=None: self.receipts.run_outbox(),
+            restart=self.request_restart,
+            power=systemctl_power,
+        )
+        return register_console_handlers(self.api, ctx)
+
+    def request_restart(self) -> None:
+        """Leave the main loop with a failure status, so that systemd (Restart=on-failure) restarts us."""
+        self.restart_requested = True
+        self.stop()
+
+    def _outbox_loop(self) -> None:
+        """Upload pass while nobody is being served: confirmations start the photos' retention clock."""
+        rc = self.cfg.receipt
+        if rc.authority != "platform" and not rc.upload:
+            return
+        while not self.stop_event.wait(OUTBOX_EVERY_S):
+            if self.session.state is not State.IDLE:
+                continue
+            try:
+                self.receipts.run_outbox()
+                self.receipts.print_queued()
+            except Exception as exc:  # noqa: BLE001 - the next pass tries again
+                log.warning("outbox pass: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
     def _sim_citizen(self, old: State, new: State) -> None:
         """With the simulated camera, a simulated citizen steps up when a session starts."""
@@ -182,6 +248,7 @@ class Service:
             raise KioskError(
                 f"service API: cannot listen on {self.api_path}: {exc.strerror or exc}"
             ) from None
+        self._outbox_thread.start()
         self.fleet.ready(f"kiosk {__version__}: UI on {self.ui.url}")
         log.info("service ready: UI %s, API %s", self.ui.url, self.api_path)
         return self
@@ -211,6 +278,7 @@ class Service:
         with contextlib.suppress(Exception):
             self.api_path.unlink()
         self._close_hardware()
+        self.receipts.close()
 
     def _close_hardware(self) -> None:
         self.buttons.close()
@@ -238,4 +306,7 @@ def run_service(cfg: Config, sim: bool = False, port: int | None = None) -> int:
         service.run()
     finally:
         service.close()
+    if service.restart_requested:
+        log.info("restart requested from the console: exiting %d for systemd to restart", RESTART_EXIT)
+        return RESTART_EXIT
     return 0

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import zxingcpp
 from PIL import Image
 
 from kiosk.cli import main
 from kiosk.photo.service import PhotoTools
+from kiosk.receipt.numbers import check_ok
+from kiosk.store import Store
 
 
 def test_demo_guides_a_badly_posed_unevenly_lit_citizen_to_a_compliant_photo(tmp_path, capsys):
@@ -35,6 +38,17 @@ def test_demo_guides_a_badly_posed_unevenly_lit_citizen_to_a_compliant_photo(tmp
     # an independent re-check of the written file by the photo engine
     check = PhotoTools().check(photo, "id_card")
     assert check["compliant"], [c for c in check["checks"] if not c["passed"]]
+    # the receipt: a valid number, committed in the demo's own store, and a slip whose barcode and
+    # QR code (decoded from the PNG the virtual printer rendered from the raw ESC/POS) carry it
+    number = report["number"]
+    assert check_ok(number) and report["handover"]["printed"] is True
+    with Store(out / "state") as store:
+        assert store.number(number).city == report["city"]
+    escpos = (out / "slip.escpos").read_bytes()
+    assert b"\x1b@" in escpos and b"\x1dV" in escpos and number.encode() in escpos  # init, text, cut
+    with Image.open(out / "slip.png") as slip:
+        codes = {r.format.name: r.text for r in zxingcpp.read_barcodes(slip.convert("L"))}
+    assert codes.get("Code128") == number and codes.get("QRCode") == number
 
 
 def test_demo_with_an_unknown_document_fails_in_one_line(tmp_path, capsys):

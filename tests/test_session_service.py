@@ -66,7 +66,7 @@ def test_status_readiness_inhibit_and_a_camera_failure(service, notify_socket):
     service.session.post("start")
     assert wait(lambda: call(sock, "status")["session"]["state"] == "choose")
     assert session_running(service.cfg.state_dir)  # updates wait for the citizen
-    service.session.post("choose", profile="id_card")
+    service.session.post("choose", profile="id_card", city="shenzhen")
     service.session.post("consent")
     assert wait(lambda: service.session.state is State.GUIDANCE)
     assert wait(lambda: call(sock, "status")["lights"]["right"] > call(sock, "status")["lights"]["left"])
@@ -78,7 +78,7 @@ def test_status_readiness_inhibit_and_a_camera_failure(service, notify_socket):
     assert service.ui.hub.state["message"] is None
     # the service is still up; the next session gets a camera again (reopened)
     service.session.post("start")
-    service.session.post("choose", profile="id_card")
+    service.session.post("choose", profile="id_card", city="shenzhen")
     service.session.post("consent")
     assert wait(lambda: service.session.state is State.GUIDANCE and service.live.n > 5)
     assert service.session.camera.failure is None
@@ -121,3 +121,54 @@ def test_kiosk_run_on_a_busy_port_fails_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"kiosk: UI: cannot listen on 127.0.0.1:{port}: Address already in use" in err
     assert "Traceback" not in err
+
+
+def test_a_whole_session_through_the_service_ends_with_a_stored_printed_number(service):
+    """Hand-over is the receipt step: number committed in the store, slip on the virtual printer,
+    and the console's commands answer on the same socket."""
+    from kiosk.receipt.numbers import check_ok
+
+    sock = service.api_path
+    service.session.post("start")
+    assert wait(lambda: service.session.state is State.CHOOSE)
+    choose = service.session.snapshot()["documents"]
+    doc = next(d for d in choose if d["id"] == "id_card")
+    assert "shenzhen" in doc["cities"] and doc["city_names"]["shenzhen"]["zh"] == "深圳市"
+    service.session.post("choose", profile="id_card", city="nowhere")  # not a city it serves: ignored
+    service.session.post("choose", profile="id_card", city="shenzhen")
+    service.session.post("consent")
+    assert wait(lambda: service.session.state is State.REVIEW, timeout=60)
+    service.session.post("accept")
+    assert wait(lambda: service.session.state is State.DONE, timeout=20)
+    result = service.session.result
+    assert result["printed"] is True and result["city"] == "shenzhen"
+    assert check_ok(result["number"])
+    record = service.receipts.store.number(result["number"])
+    assert record is not None and record.profile_id == "id_card"
+    assert service.receipts.printer.device.received  # the slip's bytes went to the printer
+    counters = call(sock, "console.counters")
+    assert counters
+    assert call(sock, "console.status")
+
+
+def test_start_is_refused_before_the_photo_when_the_platform_is_down(tmp_path, notify_socket):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = load_config(None, tmp_path / "state")
+    cfg = replace(
+        cfg,
+        session=replace(cfg.session, ui_port=0),
+        receipt=replace(
+            cfg.receipt, authority="platform", platform_url=f"http://127.0.0.1:{port}", platform_timeout_s=0.5
+        ),
+    )
+    svc = Service(cfg, sim=True).start()
+    try:
+        svc.session.post("start")
+        svc.step()
+        assert svc.session.state is State.IDLE
+        msg = svc.session.snapshot()["message"]
+        assert msg and msg["zh"] and msg["en"]
+    finally:
+        svc.close()

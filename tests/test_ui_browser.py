@@ -14,7 +14,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from kiosk.config import load_config
 from kiosk.service import Service
@@ -102,6 +102,10 @@ def test_a_whole_session_through_the_touchscreen(service, browser, tmp_path):
     )
     docs = {e.get_attribute("data-id"): e.text for e in b.find_elements(By.CSS_SELECTOR, "button.doc")}
     assert docs["id_card"] == "Resident identity card"
+    # the city of the receipt, by its name in the chosen language
+    city = Select(b.find_element(By.ID, "city"))
+    assert "Guangzhou" in [o.text for o in city.options]
+    city.select_by_visible_text("Guangzhou")
     b.find_element(By.CSS_SELECTOR, 'button.doc[data-id="id_card"]').click()
     wait_for(b, lambda d: state(d) == "consent", what="the privacy notice")
     assert "photo" in text(b, "#screen-consent .notice")
@@ -141,9 +145,15 @@ def test_a_whole_session_through_the_touchscreen(service, browser, tmp_path):
     assert text(b, "#retakes-left") == "1"
     b.find_element(By.ID, "accept").click()
 
-    wait_for(b, lambda d: state(d) == "done" and text(d, "#done-detail") == "Photo saved", what="the result")
-    saved = list((service.cfg.state_dir / "accepted").glob("*.jpg"))
-    assert len(saved) == 1 and saved[0].read_bytes()[:2] == b"\xff\xd8"
+    wait_for(
+        b,
+        lambda d: state(d) == "done" and text(d, "#done-detail").startswith("Image number:"),
+        what="the number",
+    )
+    number = text(b, "#done-detail").split(":", 1)[1].strip()
+    record = service.receipts.store.number(number)
+    assert record is not None and record.city == "guangzhou" and record.profile_id == "id_card"
+    assert not b.find_element(By.ID, "done-fault").is_displayed()  # printed, no fault to report
     wait_for(
         b,
         lambda d: state(d) == "idle" and text(d, "#start") == "开始拍照",

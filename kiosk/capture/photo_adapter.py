@@ -7,6 +7,7 @@ Kept narrow on purpose: when the photo engine's API changes, only this module fo
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,14 +34,29 @@ class PhotoResult:
         self.checks = []
 
 
-def documents() -> list[dict[str, Any]]:
-    """The document choices: id, names and cities (empty: every city)."""
+def documents(
+    cities_for: Callable[[str], list[dict[str, str]]] | None = None,
+) -> list[dict[str, Any]]:
+    """The document choices: id, names, city ids and their names.
+
+    A profile's own city list wins; otherwise ``cities_for`` (the receipt layouts: the cities this
+    terminal issues receipts for) supplies them; empty means any city.
+    """
     from kiosk.photo.profiles import load_profiles
 
-    return [
-        {"id": p.id, "zh": p.document_zh, "en": p.document_en, "cities": list(p.cities)}
-        for p in load_profiles().values()
-    ]
+    out = []
+    for p in load_profiles().values():
+        cities = [{"id": c, "zh": c, "en": c} for c in p.cities] or (cities_for(p.id) if cities_for else [])
+        out.append(
+            {
+                "id": p.id,
+                "zh": p.document_zh,
+                "en": p.document_en,
+                "cities": [c["id"] for c in cities],
+                "city_names": {c["id"]: {"zh": c["zh"], "en": c["en"]} for c in cities},
+            }
+        )
+    return out
 
 
 def thresholds(profile_id: str) -> dict[str, Any]:

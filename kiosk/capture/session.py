@@ -111,12 +111,15 @@ class Session:
         hub: Hub | None = None,
         clock: Callable[[], float] = time.monotonic,
         reopen_camera: Callable[[], Any] | None = None,
+        preflight: Callable[[], dict[str, str] | None] | None = None,
     ):
         self.cfg, self.camera, self.live, self.photo_maker = cfg, camera, live, photo_maker
         self._hand_over, self.documents, self._thresholds = hand_over, documents, thresholds
         self.hub = hub or Hub()
         self.clock = clock
         self.reopen_camera = reopen_camera
+        # asked before a citizen starts: None, or the {zh, en} reason no receipt can be issued now
+        self.preflight = preflight
         self.events: queue.Queue[Event] = queue.Queue()
         self.listeners: list[Callable[[State, State], None]] = []  # (old, new) after each transition
         self.state = S.IDLE
@@ -171,6 +174,13 @@ class Session:
         trigger = BUTTONS.get(self.state, {}).get(ev.name) if ev.source == "button" else ev.name
         if trigger is None:
             return
+        if trigger == "start" and self.state is S.IDLE and self.preflight is not None:
+            refusal = self.preflight()
+            self.message = refusal
+            if refusal is not None:
+                log.info("start refused before the session: %s", refusal.get("en"))
+                self._publish()
+                return
         if trigger == "choose":
             profile = ev.data.get("profile") or self.cfg.default_profile
             doc = next((d for d in self.documents if d["id"] == profile), None)

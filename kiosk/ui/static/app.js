@@ -39,12 +39,23 @@ function renderDocuments() {
     const d = state.documents.find(x => x.id === b.dataset.id);
     b.textContent = d[state.lang] || d.zh;
   }
+  const names = Object.assign({}, ...(state.documents || []).map(d => d.city_names || {}));
   const cities = [...new Set((state.documents || []).flatMap(d => d.cities))];
   const row = document.getElementById("city-row");
   row.hidden = cities.length === 0;
   const sel = document.getElementById("city");
-  if (sel.options.length !== cities.length) {
-    sel.innerHTML = cities.map(c => `<option>${c}</option>`).join("");
+  const key = cities.join(",") + "|" + state.lang;
+  if (sel.dataset.key !== key) {  // value = city id, text = its name in the chosen language
+    const chosen = sel.value;
+    sel.innerHTML = "";
+    for (const c of cities) {
+      const o = document.createElement("option");
+      o.value = c;
+      o.textContent = names[c] ? text(names[c]) : c;
+      sel.appendChild(o);
+    }
+    if (cities.includes(chosen)) sel.value = chosen;
+    sel.dataset.key = key;
   }
 }
 
@@ -90,7 +101,14 @@ function render() {
   document.getElementById("retake").disabled = !(state.retakes_left > 0);
   const r = state.result;
   document.getElementById("done-detail").textContent =
-    r ? (r.number ? r.number : t("done_photo")) : "";
+    r ? (r.number ? t("number") + " " + r.number : t("done_photo")) : "";
+  const fault = r && !r.printed && r.message_zh ? text({ zh: r.message_zh, en: r.message_en }) : "";
+  const doneFault = document.getElementById("done-fault");
+  doneFault.hidden = !fault;
+  doneFault.textContent = fault;
+  const idleMsg = document.getElementById("idle-message");
+  idleMsg.hidden = !(state.state === "idle" && state.message);
+  idleMsg.textContent = state.state === "idle" && state.message ? text(state.message) : "";
   document.getElementById("failsafe-message").textContent = state.message ? text(state.message) : "";
 }
 
