@@ -1,6 +1,7 @@
 """Compliance checks of one image against one document profile: value, threshold, verdict, message.
 
-Check ids are the stable ones of DESIGN.md (plus ``head_length`` and ``white_clothing``). A check
+Check ids are the stable ones of DESIGN.md (plus ``head_length``, ``white_clothing`` and
+``glasses_glare``). A check
 that cannot be measured (no face, no visible background) fails with the "not_measured" message,
 never passes silently.
 """
@@ -26,6 +27,7 @@ FACE_CHECKS = (
     "illumination_uniformity",
     "exposure",
     "sharpness",
+    "glasses_glare",
 )  # besides the geometry rules: need a face
 
 
@@ -184,6 +186,18 @@ def evaluate(
         sh = M.sharpness(aligned)
         ok = sh >= t["sharpness_min"]
         results.append(CheckResult("sharpness", sh, t["sharpness_min"], ok, "pass" if ok else "fail"))
+        g = M.glasses_glare(aligned)
+        ok = g.fraction <= t["glasses_glare_max"]
+        results.append(
+            CheckResult(
+                "glasses_glare",
+                g.fraction,
+                t["glasses_glare_max"],
+                ok,
+                "pass" if ok else "fail",
+                details={"left": g.per_lens[0], "right": g.per_lens[1], "spots": g.spots},
+            )
+        )
     else:
         results += [_unmeasured(c) for c in FACE_CHECKS]
 

@@ -60,11 +60,20 @@ EYE_RINGS = (
     (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246),
     (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466),
 )
+EYE_CORNERS = ((33, 133), (263, 362))  # (outer, inner) corner of the image-left and image-right eye
+BROWS_LOWER = ((46, 53, 52, 65, 55), (276, 283, 282, 295, 285))  # lower edge of each eyebrow
 CHEEKS = (234, 454)  # face-width points, at the height of the eyes
 NOSE_BRIDGE, NOSE_TIP, CHIN = 168, 1, 152
 
 UNDER_LEVEL = 25  # OFIQ: luminance at or below is under-exposed
 OVER_LEVEL = 247  # OFIQ: luminance at or above is over-exposed
+
+# Glare on spectacle lenses (see glasses_glare). Tuned on the face fixtures and synthetic glare.
+GLARE_LEVEL = 235  # a glare pixel's dimmest channel is at least this: the reflection is near white
+GLARE_ABOVE_LENS = 80  # ... and this much above the lens area's median dimmest channel (skin seen through it)
+GLARE_MAX_CHROMA = 25  # max minus min channel: a mirrored white light is neutral, lit skin is not
+GLARE_MIN_SPOT = 0.004  # inter-eye distances squared: smaller spots (frame glints, noise) do not count
+IRIS_RADIUS = 0.10  # inter-eye distances: the cornea's catchlights lie inside this disc
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
@@ -300,3 +309,66 @@ def hair_top(person: np.ndarray, geo: FaceGeometry) -> float | None:
     if len(tops) < 0.5 * (x1 - x0):
         return None
     return float(limit + np.percentile(tops, 10))
+
+
+def lens_regions(face: AlignedFace) -> tuple[np.ndarray, np.ndarray]:
+    """Where a spectacle lens lies over each eye: an ellipse from the lower eyebrow to the upper cheek
+    and from beyond the outer eye corner to short of the nose bridge (image-left eye first).
+
+    Sized in inter-eye distances of the aligned crop, so it covers typical frames without glasses
+    having to be detected; it does not reach the forehead, the nose tip or the background.
+    """
+    h, w = face.rgb.shape[:2]
+    lm = face.landmarks
+    out = []
+    for (outer, inner), brow in zip(EYE_CORNERS, BROWS_LOWER, strict=True):
+        xo, xi = lm[outer, 0], lm[inner, 0]
+        inward = 1.0 if xi >= xo else -1.0
+        x_out, x_in = xo - inward * 0.30 * ALIGNED_IED, xi + inward * 0.22 * ALIGNED_IED
+        top = lm[list(brow), 1].mean()
+        bottom = (lm[outer, 1] + lm[inner, 1]) / 2 + 0.45 * ALIGNED_IED
+        mask = np.zeros((h, w), np.uint8)
+        centre = (round((x_out + x_in) / 2), round((top + bottom) / 2))
+        axes = (max(1, round(abs(x_in - x_out) / 2)), max(1, round((bottom - top) / 2)))
+        cv2.ellipse(mask, centre, axes, 0, 0, 360, 1, -1)
+        out.append(mask.astype(bool))
+    return out[0], out[1]
+
+
+@dataclass
+class Glare:
+    fraction: float  # the worse lens: share of its area covered by glare spots
+    per_lens: tuple[float, float]  # image-left lens, image-right lens
+    spots: int  # glare spots counted over both lenses
+
+
+def glasses_glare(face: AlignedFace) -> Glare:
+    """Specular reflections on spectacle lenses: near-white, neutral spots much brighter than the
+    skin seen through the lens, counted outside the irises.
+
+    The dimmest channel carries the test because a mirrored white light raises all three channels
+    while lit skin keeps its blue channel low. Catchlights on the cornea are excluded by the iris
+    disc (the eye centres of the crop are the iris centres) and by the minimum spot size. With no
+    glasses the measure sees the same skin and stays at 0 unless the skin itself is blown out.
+    """
+    px = face.rgb.astype(np.int16)
+    dim = px.min(axis=2)
+    chroma = px.max(axis=2) - dim
+    h, w = dim.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    eyes_x = (w / 2 - ALIGNED_IED / 2, w / 2 + ALIGNED_IED / 2)
+    min_spot = GLARE_MIN_SPOT * ALIGNED_IED**2
+    fractions, spots = [], 0
+    for lens, ex in zip(lens_regions(face), eyes_x, strict=True):
+        if lens.sum() == 0:
+            fractions.append(0.0)
+            continue
+        level = max(GLARE_LEVEL, float(np.median(dim[lens])) + GLARE_ABOVE_LENS)
+        iris = (xs - ex) ** 2 + (ys - ALIGNED_EYES_Y) ** 2 <= (IRIS_RADIUS * ALIGNED_IED) ** 2
+        bright = lens & ~iris & (dim >= level) & (chroma <= GLARE_MAX_CHROMA)
+        n, _, stats, _ = cv2.connectedComponentsWithStats(bright.astype(np.uint8), connectivity=8)
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        big = areas[areas >= min_spot]
+        spots += int(big.size)
+        fractions.append(float(big.sum() / lens.sum()))
+    return Glare(max(fractions), (fractions[0], fractions[1]), spots)

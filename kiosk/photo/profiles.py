@@ -41,6 +41,7 @@ THRESHOLD_KEYS = {
     "sharpness_min": float,
     "background_uniformity_max": float,
     "white_clothing_max": float,
+    "glasses_glare_max": float,
 }
 SEVERITIES = ("error", "warning")
 
