@@ -115,9 +115,13 @@ def main() -> int:
         clients = Clients(svc.ui.port)
         s = svc.session
         s.post("start")
-        s.post("choose", profile="id_card")
+        doc = next(d for d in s.documents if d["id"] == "id_card")
+        s.post("choose", profile="id_card", city=doc["cities"][0] if doc["cities"] else "")
         s.post("consent")
+        start_deadline = time.monotonic() + 30
         while s.state is not State.GUIDANCE:
+            if time.monotonic() > start_deadline:
+                raise SystemExit(f"session did not reach guidance (state {s.state.value})")
             svc.step()
         for _ in range(30):  # warm-up: models, first detections
             svc.step()
