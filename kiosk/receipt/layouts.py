@@ -72,7 +72,7 @@ class Layouts:
 
     def cities_for(self, profile_id: str) -> list[City]:
         s = self._slip(profile_id)
-        return [self.cities[c] for c in (s["cities"] or sorted(self.cities))]
+        return [self.cities[c] for c in (s["cities"] or list(self.cities))]  # file order: home city first
 
     def _slip(self, profile_id: str) -> dict[str, Any]:
         if profile_id not in self.slips:
