@@ -103,6 +103,7 @@ def test_a_whole_session_through_the_touchscreen(service, browser, tmp_path):
     docs = {e.get_attribute("data-id"): e.text for e in b.find_elements(By.CSS_SELECTOR, "button.doc")}
     assert docs["id_card"] == "Resident identity card"
     # the city of the receipt, by its name in the chosen language
+    assert b.find_element(By.ID, "city").size["height"] >= 56  # a touch target, like the buttons
     city = Select(b.find_element(By.ID, "city"))
     assert "Guangzhou" in [o.text for o in city.options]
     city.select_by_visible_text("Guangzhou")
@@ -154,6 +155,7 @@ def test_a_whole_session_through_the_touchscreen(service, browser, tmp_path):
     record = service.receipts.store.number(number)
     assert record is not None and record.city == "guangzhou" and record.profile_id == "id_card"
     assert not b.find_element(By.ID, "done-fault").is_displayed()  # printed, no fault to report
+    assert "receipt slip" in text(b, "#done-take")
     wait_for(
         b,
         lambda d: state(d) == "idle" and text(d, "#start") == "开始拍照",

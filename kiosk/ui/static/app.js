@@ -106,6 +106,7 @@ function render() {
   const doneFault = document.getElementById("done-fault");
   doneFault.hidden = !fault;
   doneFault.textContent = fault;
+  document.getElementById("done-take").hidden = !(r && r.number && r.printed);
   const idleMsg = document.getElementById("idle-message");
   idleMsg.hidden = !(state.state === "idle" && state.message);
   idleMsg.textContent = state.state === "idle" && state.message ? text(state.message) : "";
