@@ -8,7 +8,6 @@ its slip are committed in one transaction before a byte goes to the printer.
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 import threading
 import time
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kiosk.durable import write_atomic
 from kiosk.errors import KioskError
 
 DB_NAME = "kiosk.sqlite3"
@@ -142,14 +142,6 @@ class PrintJob:
     attempts: int
     created_at: float
     printed_at: float | None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _Rows:
@@ -283,15 +275,7 @@ class Store:
 
     def write_photo_file(self, session_id: str, data: bytes) -> Path:
         """Write the photo durably (fsync file and directory) before any record points to it."""
-        final = self.photo_dir / f"{session_id}.jpg"
-        tmp = final.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-        _fsync_dir(self.photo_dir)
-        return final
+        return write_atomic(self.photo_dir / f"{session_id}.jpg", data)
 
     def photo_path(self, session_id: str) -> Path | None:
         row = self.db.execute(

@@ -136,3 +136,25 @@ def test_threads_sharing_one_store_never_interleave_transactions(tmp_path):
     assert s.counters()["shared"] == 600
     assert len(s.audit_log()) == 600
     s.close()
+
+
+def test_write_atomic_leaves_old_or_new_never_half(tmp_path, monkeypatch):
+    """A failure between the temp write and the rename leaves the old file and no temp file."""
+    import os as _os
+
+    from kiosk.durable import write_atomic
+
+    target = tmp_path / "photo.jpg"
+    write_atomic(target, b"old")
+
+    def boom(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_os, "replace", boom)
+    with pytest.raises(OSError):
+        write_atomic(target, b"new" * 1000)
+    monkeypatch.undo()
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["photo.jpg"]
+    write_atomic(target, b"new", mode=0o644)
+    assert target.read_bytes() == b"new" and target.stat().st_mode & 0o777 == 0o644

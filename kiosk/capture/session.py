@@ -16,7 +16,6 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from kiosk.capture.hub import Hub
@@ -398,9 +397,3 @@ class Session:
             "profile": self.profile,
             "retakes": self.retakes,
         }
-
-
-def default_hand_over(state_dir: Path) -> Callable[[bytes, str, str], dict[str, Any]]:
-    from kiosk.capture.handover import hand_over
-
-    return lambda jpeg, profile, city: hand_over(jpeg, profile, city, state_dir)

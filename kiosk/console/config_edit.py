@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from kiosk.config import Config, ConfigError, load_config
+from kiosk.durable import fsync_dir
 from kiosk.errors import InputError
 
 SECRET_KEYS = {"console.pin_hash"}  # never shown; changed with `pin`, not `config set`
@@ -162,11 +163,7 @@ def write_atomic(path: Path, text: str) -> None:
         if path.exists():
             os.chmod(tmp, path.stat().st_mode & 0o777)
         os.replace(tmp, path)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        fsync_dir(path.parent)
     except OSError as exc:
         raise ConfigError(f"cannot write the configuration {path}: {exc.strerror or exc}") from None
     finally:

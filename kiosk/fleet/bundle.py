@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from securesystemslib.exceptions import UnverifiedSignatureError
 from securesystemslib.signer import Key, Signature, Signer
 
+from kiosk.durable import fsync_dir
 from kiosk.errors import InputError, KioskError
 
 FORMAT = 1
@@ -170,14 +171,6 @@ def read_verified_manifest(path: str | Path, keys: dict[str, Key], threshold: in
     return parse_manifest(raw)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def unpack(path: str | Path, dest: Path, keys: dict[str, Key], threshold: int, progress=None) -> Manifest:
     """Verify and unpack the bundle's payload into ``dest`` (which must not exist), durably.
 
@@ -216,7 +209,7 @@ def unpack(path: str | Path, dest: Path, keys: dict[str, Key], threshold: int, p
             if missing:
                 raise BundleError(f"bundle is missing {len(missing)} file(s), e.g. {sorted(missing)[0]}")
         for d in sorted({p for p in dest.rglob("*") if p.is_dir()} | {dest}, key=lambda p: -len(p.parts)):
-            _fsync_dir(d)
+            fsync_dir(d)
         return manifest
     except _TAR_ERRORS as exc:
         shutil.rmtree(dest, ignore_errors=True)

@@ -5,8 +5,6 @@ Models load once per PhotoTools, so a session (or a test run) pays for them once
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ import cv2
 import numpy as np
 
 from kiosk.config import VisionConfig
+from kiosk.durable import write_atomic
 from kiosk.errors import InputError, KioskError
 from kiosk.photo.checks import byte_range, evaluate
 from kiosk.photo.compose import Calibration, choose_scale, compose
@@ -136,7 +135,7 @@ class PhotoTools:
                 break
             calib = calib.learn(comp.placement.intended, measured)
         _, comp, enc, report = best
-        _write_atomic(Path(out), enc.data)
+        write_atomic(Path(out), enc.data, mode=0o644)  # never a half-written photo under its name
         return {
             "output": str(out),
             **report,
@@ -150,19 +149,6 @@ def _geometry_measures(report: dict[str, Any], profile: Profile) -> dict[str, fl
     """Rule -> value measured on the photo, from a check report."""
     by_id = {c["id"]: c["value"] for c in report["checks"]}
     return {rule: by_id.get(r.check_id) for rule, r in profile.rules.items()}
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Never a half-written photo under the final name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def run_check(path: str | Path, profile_id: str, vision: VisionConfig | None = None) -> dict[str, Any]:
