@@ -4,8 +4,9 @@ and follows prompts, lit by ambient light plus the kiosk's LEDs.
 It is a real backend, not a test double: the session, the guidance and the lighting loop run on
 its frames exactly as on a camera's. The face photo is cut out once (person segmentation) and
 placed on a plain booth backdrop; per frame a 2.5-D warp built from the face mesh's depth turns
-the head (yaw, pitch), a local warp closes the mouth, a similarity places it (distance, offset,
-roll), and a shading model driven by the LED levels lights the left and right side of the face.
+the head (yaw, pitch), a local warp closes the mouth, the eyelids close for blinks
+(kiosk.hw.face_edit), a similarity places it (distance, offset, roll), and a shading model driven
+by the LED levels lights the left and right side of the face.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 from kiosk.config import HardwareConfig
 from kiosk.errors import InputError
 from kiosk.hw.camera import Camera, CameraError, Frame, LevelsSource
+from kiosk.hw.face_edit import close_eyes
 
 log = logging.getLogger("kiosk.hw.camera")
 
@@ -51,6 +53,7 @@ class Scene:
     yaw: float = 0.0  # degrees, + face turns toward image right
     pitch: float = 0.0  # degrees, + chin up
     mouth: float = 1.0  # 1: as in the photo, 0: closed
+    eyes: float = 1.0  # 1: as in the photo, 0: shut (blinks drive this when the subject blinks)
     ambient: float = 0.35  # ambient light level
     tilt: float = 0.0  # ambient unevenness -1..1, +: brighter on the image-left side of the face
     present: bool = True  # someone stands in front of the camera
@@ -70,6 +73,7 @@ REACTIONS: dict[str, tuple[str, int, float]] = {
     "chin_up": ("pitch", +1, 8.0),
     "chin_down": ("pitch", -1, 8.0),
     "close_mouth": ("mouth", -1, 2.0),
+    "open_eyes": ("eyes", +1, 4.0),
 }
 LIMITS = {
     "x": (-0.45, 0.45),
@@ -79,9 +83,12 @@ LIMITS = {
     "yaw": (-40, 40),
     "pitch": (-35, 35),
     "mouth": (0.0, 1.0),
+    "eyes": (0.0, 1.0),
 }
 SWAY = {"x": 0.003, "y": 0.002, "distance": 0.006, "roll": 0.25, "yaw": 0.25, "pitch": 0.2}  # per-step noise
 SWAY_REVERT = 0.1  # per step
+# A blink: lids close, touch and reopen (seconds); spontaneous blinks come every few seconds.
+BLINK_CLOSE_S, BLINK_SHUT_S, BLINK_OPEN_S = 0.05, 0.03, 0.07
 BAD_START = Scene(x=-0.14, y=0.06, distance=1.7, roll=10.0, yaw=24.0, pitch=-4.0, mouth=1.0, tilt=0.5)
 
 
@@ -96,11 +103,42 @@ class SimSubject:
     heard: list[tuple[float, str | None]] = field(default_factory=list)
     calm: float = 1.0  # sway amplitude factor
     t: float = 0.0
+    # mean seconds between spontaneous blinks (drawn 0.5x-1.5x); 0: never blinks (the demo's default)
+    blink_every_s: float = 0.0
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
+        # blinks draw from their own stream: switching them on leaves the sway of a seed unchanged
+        self._blink_rng = np.random.default_rng([self.seed, 1])
         self._start = replace(self.scene)
         self._sway: dict[str, float] = {}
+        self._blink_at = self._next_blink(0.0)
+
+    def _next_blink(self, now: float) -> float:
+        if self.blink_every_s <= 0:
+            return math.inf
+        return now + self.blink_every_s * float(self._blink_rng.uniform(0.5, 1.5))
+
+    def blink_closure(self, t: float) -> float:
+        """How far a blink that started at _blink_at has shut the eyes at time t (0..1)."""
+        d = t - self._blink_at
+        if d < 0:
+            return 0.0
+        if d < BLINK_CLOSE_S:
+            return d / BLINK_CLOSE_S
+        d -= BLINK_CLOSE_S
+        if d < BLINK_SHUT_S:
+            return 1.0
+        d -= BLINK_SHUT_S
+        return max(0.0, 1.0 - d / BLINK_OPEN_S)
+
+    @property
+    def blink_s(self) -> float:
+        return BLINK_CLOSE_S + BLINK_SHUT_S + BLINK_OPEN_S
+
+    def eyes_now(self) -> float:
+        """The eyes as the camera sees them: the held eyes, shut further by a blink in progress."""
+        return self.scene.eyes * (1.0 - self.blink_closure(self.t))
 
     def hear(self, prompt: str | None) -> None:
         """The prompt on screen now (None when there is none)."""
@@ -114,6 +152,7 @@ class SimSubject:
         self.heard.clear()
         self.calm = 1.0
         self._sway.clear()
+        self._blink_at = self._next_blink(self.t)
 
     def leave(self) -> None:
         self.scene.present = False
@@ -128,6 +167,8 @@ class SimSubject:
 
     def step(self, dt: float) -> None:
         self.t += dt
+        if self.t - self._blink_at > self.blink_s:
+            self._blink_at = self._next_blink(self.t)
         prompt = self.acting_on()
         if prompt == "hold_still":
             self.calm = max(0.15, self.calm - 2.0 * dt)
@@ -270,8 +311,11 @@ class SimCamera(Camera):
         self.roi = (max(x0, 0), max(y0, 0), min(x1, img.shape[1]), min(y1, img.shape[0]))
         rx0, ry0, rx1, ry1 = self.roi
         self.base_roi = self.canvas[ry0:ry1, rx0:rx1].copy()
+        self.open_roi = self.base_roi
         shape = (ry1 - ry0, rx1 - rx0)
         pts = lm[:, :2] - (rx0, ry0)
+        self.roi_lm = pts
+        self._eyes_key: float | None = 1.0
         # depth towards the camera, 0 at the face outline; dense, fading out beyond the face
         z = lm[:, 2]
         edge = float(np.percentile(z, 90))
@@ -297,9 +341,14 @@ class SimCamera(Camera):
     # --- rendering ---------------------------------------------------------------------------
 
     def _update_head(self, s: Scene) -> None:
-        key = (round(s.yaw, 2), round(s.pitch, 2), round(s.mouth, 3))
+        eyes = round(self.subject.eyes_now(), 2)
+        key = (round(s.yaw, 2), round(s.pitch, 2), round(s.mouth, 3), eyes)
         if key == self._warp_key:
             return
+        if eyes != self._eyes_key:  # the lids first, on the photo's own geometry; the head warp follows
+            shut = 1.0 - eyes
+            self.base_roi = close_eyes(self.open_roi, self.roi_lm, shut) if shut > 0 else self.open_roi
+            self._eyes_key = eyes
         gx, gy = self.grid
         sy, sp = math.sin(math.radians(s.yaw)), math.sin(math.radians(s.pitch))
         mx = gx - self.depth * sy
