@@ -28,6 +28,7 @@ log = logging.getLogger("kiosk.service")
 
 IDLE_POLL_S = 0.05
 OUTBOX_EVERY_S = 60.0
+READINESS_EVERY_S = 20.0  # how soon the idle screen learns that the platform is down (or back)
 RESTART_EXIT = 75  # not 0: kiosk.service has Restart=on-failure
 
 
@@ -157,7 +158,8 @@ class Service:
         self.api_path = socket_path(cfg.state_dir)
         self.console = self._console_handlers()
         self.restart_requested = False
-        self._outbox_thread = threading.Thread(target=self._outbox_loop, name="outbox", daemon=True)
+        self.readiness_every_s = READINESS_EVERY_S
+        self._background = threading.Thread(target=self._background_loop, name="background", daemon=True)
 
     def _preflight(self) -> dict[str, str] | None:
         """Before a citizen starts: can a number be issued now (platform reachable)?"""
@@ -199,19 +201,27 @@ class Service:
         self.restart_requested = True
         self.stop()
 
-    def _outbox_loop(self) -> None:
-        """Upload pass while nobody is being served: confirmations start the photos' retention clock."""
+    def _background_loop(self) -> None:
+        """While nobody is being served: tell the idle screen whether numbers can be issued (so a
+        citizen learns it before starting), and run the upload outbox and queued prints."""
         rc = self.cfg.receipt
-        if rc.authority != "platform" and not rc.upload:
-            return
-        while not self.stop_event.wait(OUTBOX_EVERY_S):
+        platform = rc.authority == "platform"
+        uploads = platform or rc.upload
+        last_outbox = time.monotonic()
+        while not self.stop_event.wait(self.readiness_every_s):
             if self.session.state is not State.IDLE:
                 continue
             try:
-                self.receipts.run_outbox()
-                self.receipts.print_queued()
+                if platform:
+                    self.session.post("readiness", "api", message=self._preflight())
+                if uploads and time.monotonic() - last_outbox >= OUTBOX_EVERY_S:
+                    last_outbox = time.monotonic()
+                    self.receipts.run_outbox()
+                    self.receipts.print_queued()
             except Exception as exc:  # noqa: BLE001 - the next pass tries again
-                log.warning("outbox pass: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                log.warning(
+                    "background pass: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                )
 
     def _sim_citizen(self, old: State, new: State) -> None:
         """With the simulated camera, a simulated citizen steps up when a session starts."""
@@ -248,7 +258,7 @@ class Service:
             raise KioskError(
                 f"service API: cannot listen on {self.api_path}: {exc.strerror or exc}"
             ) from None
-        self._outbox_thread.start()
+        self._background.start()
         self.fleet.ready(f"kiosk {__version__}: UI on {self.ui.url}")
         log.info("service ready: UI %s, API %s", self.ui.url, self.api_path)
         return self

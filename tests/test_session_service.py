@@ -163,12 +163,18 @@ def test_start_is_refused_before_the_photo_when_the_platform_is_down(tmp_path, n
             cfg.receipt, authority="platform", platform_url=f"http://127.0.0.1:{port}", platform_timeout_s=0.5
         ),
     )
-    svc = Service(cfg, sim=True).start()
+    svc = Service(cfg, sim=True)
+    svc.readiness_every_s = 0.1
+    svc.start()
     try:
+        # the idle screen says so by itself, before anyone touches it
+        assert wait(lambda: (svc.step(), svc.session.snapshot()["message"])[1] is not None)
+        assert svc.session.snapshot()["message"]["en"]
         svc.session.post("start")
         svc.step()
-        assert svc.session.state is State.IDLE
+        assert svc.session.state is State.IDLE  # and a touch on Start is refused
         msg = svc.session.snapshot()["message"]
         assert msg and msg["zh"] and msg["en"]
     finally:
+        svc.stop()
         svc.close()

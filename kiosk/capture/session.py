@@ -165,6 +165,11 @@ class Session:
             self._handle(ev)
 
     def _handle(self, ev: Event) -> None:
+        if ev.name == "readiness":  # the service's periodic check: shown on the idle screen
+            if self.state is S.IDLE and ev.data.get("message") != self.message:
+                self.message = ev.data.get("message")
+                self._publish()
+            return
         if ev.name == "lang":
             if ev.data.get("lang") in ("zh", "en"):
                 self.lang = ev.data["lang"]
