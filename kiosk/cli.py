@@ -18,7 +18,7 @@ from typing import Any
 
 from kiosk import __version__
 from kiosk.config import Config, load_config
-from kiosk.errors import KioskError
+from kiosk.errors import InputError, KioskError
 
 Handler = Callable[[argparse.Namespace, Config], int]
 
@@ -40,13 +40,9 @@ def cmd_analyze(args: argparse.Namespace, cfg: Config) -> int:
     from kiosk.vision.imageio import is_video
     from kiosk.vision.report import analysis_dict, face_dict
 
-    path = sample_path() if args.sample else args.file
-    if path is None:
+    if not args.sample and args.file is None:
         raise KioskError("analyze: give FILE or --sample")
-    if not Path(path).exists():
-        from kiosk.errors import InputError
-
-        raise InputError(f"{path}: no such file")
+    path = str(sample_path()) if args.sample else _existing(args.file)
     if is_video(path):
         frames = video_frames(path)
         first = next(frames)  # a video that cannot be read fails before the models load
@@ -106,8 +102,6 @@ def _print_checks(report: dict) -> None:
 
 def _existing(path: str) -> str:
     if not Path(path).is_file():
-        from kiosk.errors import InputError
-
         raise InputError(f"{path}: no such file")
     return path
 
@@ -302,7 +296,6 @@ def _save_virtual_slip(printer: Any, png: str | None) -> None:
 
 
 def cmd_receipt_issue(args: argparse.Namespace, cfg: Config) -> int:
-    from kiosk.errors import InputError
     from kiosk.receipt.issue import issue_receipt
     from kiosk.receipt.wiring import authority_from_config, open_store, printer_from_config
 
