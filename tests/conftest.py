@@ -23,3 +23,11 @@ def analyzer():
 @pytest.fixture(scope="session")
 def sample_rgb() -> np.ndarray:
     return load_image(sample_path())
+
+
+@pytest.fixture(scope="session")
+def tools():
+    """The photo engine (models loaded once for the whole run)."""
+    from kiosk.photo.service import PhotoTools
+
+    return PhotoTools()

@@ -53,13 +53,6 @@ def faces(analyzer):
     return out
 
 
-@pytest.fixture(scope="module")
-def tools():
-    from kiosk.photo.service import PhotoTools
-
-    return PhotoTools()
-
-
 def _openness(analyzer, rgb) -> tuple[float, float]:
     found = analyzer.analyze(rgb, iris=False).faces
     assert len(found) == 1

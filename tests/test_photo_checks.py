@@ -19,11 +19,6 @@ FACES = Path(__file__).parent / "fixtures" / "faces"
 FRONTAL = ("grace_hopper.jpg", "astronaut.png", "small_grace_hopper.jpg")
 
 
-@pytest.fixture(scope="module")
-def tools() -> PhotoTools:
-    return PhotoTools()
-
-
 def png(rgb: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
     assert ok

@@ -19,25 +19,15 @@ import pytest
 from kiosk import cli
 from kiosk.photo import PhotoTools
 from kiosk.vision.imageio import load_image
+from tests.test_photo_checks import checks, png
 
 FACES = Path(__file__).parent / "fixtures" / "faces"
 REAL = ("grace_hopper.jpg", "astronaut.png", "luispedro.jpg")
 FAIL_ZH = "请调整眼镜角度，避免镜片反光"
 
 
-@pytest.fixture(scope="module")
-def tools() -> PhotoTools:
-    return PhotoTools()
-
-
-def png(rgb: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
-    assert ok
-    return buf.tobytes()
-
-
 def glare_check(tools: PhotoTools, rgb: np.ndarray, profile: str = "id_card") -> dict:
-    return {c["id"]: c for c in tools.check(png(rgb), profile)["checks"]}["glasses_glare"]
+    return checks(tools, rgb, profile)["glasses_glare"]
 
 
 def paint(

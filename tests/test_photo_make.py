@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from kiosk import cli
-from kiosk.photo import PhotoError, PhotoTools, load_profiles
+from kiosk.photo import PhotoError, load_profiles
 from kiosk.photo import measures as M
 from kiosk.photo.checks import byte_range
 from kiosk.vision.imageio import load_image
@@ -20,11 +20,6 @@ from kiosk.vision.imageio import load_image
 FACES = Path(__file__).parent / "fixtures" / "faces"
 # frontal faces without head covering; one rotated by 15 degrees, one with a second, small face
 INPUTS = ("astronaut.png", "small_grace_hopper.jpg", "two_faces_mixed_size.jpg", "astronaut_roll+15.jpg")
-
-
-@pytest.fixture(scope="module")
-def tools() -> PhotoTools:
-    return PhotoTools()
 
 
 @pytest.mark.parametrize("profile_id", sorted(load_profiles()))
