@@ -12,13 +12,13 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from kiosk import __version__
 from kiosk.config import Config, load_config
 from kiosk.errors import InputError, KioskError
+from kiosk.samples import sample_path
 
 Handler = Callable[[argparse.Namespace, Config], int]
 
@@ -26,10 +26,6 @@ Handler = Callable[[argparse.Namespace, Config], int]
 def _emit(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
     sys.stdout.flush()
-
-
-def sample_path(name: str = "astronaut.jpg") -> Path:
-    return Path(str(resources.files("kiosk.samples").joinpath(name)))
 
 
 # --- analyze -----------------------------------------------------------------------------------
@@ -289,7 +285,7 @@ def cmd_update_provision(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _save_virtual_slip(printer: Any, png: str | None) -> None:
-    from kiosk.hw.virtual_printer import VirtualPrinter
+    from kiosk.sim.printer import VirtualPrinter
 
     if png and isinstance(printer.device, VirtualPrinter) and printer.device.slips():
         Path(png).write_bytes(printer.device.png())
@@ -378,10 +374,10 @@ def cmd_receipt_verify(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_receipt_render(args: argparse.Namespace, cfg: Config) -> int:
     from zoneinfo import ZoneInfo
 
-    from kiosk.hw.virtual_printer import render
     from kiosk.receipt.issue import slip_bytes
     from kiosk.receipt.numbers import parse
     from kiosk.receipt.wiring import open_store
+    from kiosk.sim.printer import render
 
     number = parse(args.number).number
     paper = args.paper or cfg.receipt.paper_mm
@@ -395,7 +391,7 @@ def cmd_receipt_render(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_platform_serve(args: argparse.Namespace, cfg: Config) -> int:
-    from kiosk.receipt.platform_server import Faults, serve
+    from kiosk.sim.platform import Faults, serve
 
     faults = Faults(
         delay_s=args.delay, fail_rate=args.fail_rate, malformed_rate=args.malformed_rate, review=args.review

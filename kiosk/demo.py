@@ -87,10 +87,10 @@ def run_demo(
     from kiosk.capture.photo_adapter import PhotoMaker, documents, thresholds
     from kiosk.capture.rules import load_rules
     from kiosk.capture.session import Session, State
-    from kiosk.hw.camera_sim import SimCamera, SimSubject
     from kiosk.hw.lights import Lights, pin_factory
     from kiosk.hw.printer import open_printer
     from kiosk.receipt.wiring import ReceiptService, cities_for
+    from kiosk.sim.scene import SimCamera, SimSubject
     from kiosk.vision import FaceAnalyzer
 
     wall0 = time.monotonic()

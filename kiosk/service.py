@@ -89,10 +89,10 @@ class Service:
         from kiosk.capture.rules import load_rules
         from kiosk.hw.buttons import Buttons
         from kiosk.hw.camera import open_camera
-        from kiosk.hw.camera_sim import SimCamera
         from kiosk.hw.lights import Lights, pin_factory
         from kiosk.receipt.wiring import ReceiptService, cities_for
         from kiosk.service_api import ServiceApi, socket_path
+        from kiosk.sim.scene import SimCamera
         from kiosk.ui.server import UiServer
         from kiosk.vision import FaceAnalyzer
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kiosk.cli import sample_path
+from kiosk.samples import sample_path
 from kiosk.vision.imageio import load_image
 
 FIXTURES = Path(__file__).parent / "fixtures"

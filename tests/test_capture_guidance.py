@@ -11,8 +11,8 @@ import pytest
 
 from kiosk.capture.guidance import FrameMeasures, Guide
 from kiosk.capture.rules import RULES_FILE, RulesError, load_rules, parse_rules
-from kiosk.hw.camera_sim import REACTIONS
 from kiosk.photo.profiles import get_profile
+from kiosk.sim.scene import REACTIONS
 
 GOOD = {
     "faces": 1.0,

@@ -9,8 +9,8 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 from kiosk.capture.lighting import LightingLoop, LightMeasure, measure_light
 from kiosk.capture.rules import load_rules
 from kiosk.config import HardwareConfig
-from kiosk.hw.camera_sim import Scene, SimCamera, SimSubject
 from kiosk.hw.lights import Lights
+from kiosk.sim.scene import Scene, SimCamera, SimSubject
 
 
 @pytest.fixture(scope="module")

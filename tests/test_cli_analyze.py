@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from kiosk.cli import sample_path
+from kiosk.samples import sample_path
 
 
 def run(*args: str, **kw) -> subprocess.CompletedProcess:

@@ -1,4 +1,4 @@
-"""Closed eyes, made by construction from real faces (kiosk.hw.face_edit.close_eyes), against the
+"""Closed eyes, made by construction from real faces (kiosk.sim.face_edit.close_eyes), against the
 eyes measure, `kiosk check`, the live guidance and the simulated subject's blinks.
 
 The fixture photos all have open eyes, so the failing direction of the eyes checks was never
@@ -23,9 +23,9 @@ import pytest
 from kiosk.capture.guidance import FrameMeasures, Guide
 from kiosk.capture.live import LiveLoop
 from kiosk.capture.rules import load_rules
-from kiosk.hw.camera_sim import Scene, SimCamera, SimSubject
-from kiosk.hw.face_edit import EYE_LOWER0, EYE_UPPER, close_eyes
 from kiosk.photo.profiles import get_profile
+from kiosk.sim.face_edit import EYE_LOWER0, EYE_UPPER, close_eyes
+from kiosk.sim.scene import Scene, SimCamera, SimSubject
 from kiosk.vision.analyzer import analyze_file
 
 FIXTURES = Path(__file__).parent / "fixtures" / "faces"

@@ -14,7 +14,7 @@ from kiosk.config import HardwareConfig
 from kiosk.errors import InputError
 from kiosk.hw.camera import CameraError, open_camera
 from kiosk.hw.camera_file import FileCamera
-from kiosk.hw.camera_sim import BAD_START, Scene, SimCamera, SimSubject
+from kiosk.sim.scene import BAD_START, Scene, SimCamera, SimSubject
 
 
 @pytest.fixture(scope="module")

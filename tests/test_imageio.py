@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kiosk.cli import sample_path
 from kiosk.errors import InputError
+from kiosk.samples import sample_path
 from kiosk.vision.analyzer import analyze_file
 from kiosk.vision.imageio import load_image, original_size
 

@@ -11,7 +11,7 @@ from kiosk.receipt.authority import PlatformAuthority
 from kiosk.receipt.issue import issue_receipt
 from kiosk.receipt.numbers import parse
 from kiosk.receipt.platform import PlatformClient, PlatformError, PlatformRejected
-from kiosk.receipt.platform_server import Faults, Platform, PlatformServer
+from kiosk.sim.platform import Faults, Platform, PlatformServer
 from kiosk.store import Store
 from tests.test_receipt_support import jpeg
 
@@ -159,7 +159,7 @@ def test_recovery_after_a_crash_between_upload_and_commit_gets_the_same_number(s
 
 def test_readiness_message_when_the_platform_is_down():
     from kiosk.receipt.issue import readiness
-    from kiosk.receipt.platform_server import PlatformServer
+    from kiosk.sim.platform import PlatformServer
 
     with PlatformServer() as srv:
         url = srv.url

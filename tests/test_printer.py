@@ -6,9 +6,9 @@ import pytest
 import zxingcpp
 
 from kiosk.hw.printer import Printer, PrinterFault, parse_status
-from kiosk.hw.virtual_printer import VirtualPrinter
 from kiosk.receipt.authority import LocalAuthority
 from kiosk.receipt.issue import issue_receipt, print_queued
+from kiosk.sim.printer import VirtualPrinter
 from kiosk.store import Store
 from tests.test_receipt_support import jpeg
 

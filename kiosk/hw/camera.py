@@ -107,7 +107,7 @@ def open_camera(
 
         cam = FileCamera(Path(cfg.camera_file), (cfg.frame_width, cfg.frame_height), cfg.fps)
     else:
-        from kiosk.hw.camera_sim import SimCamera
+        from kiosk.sim.scene import SimCamera
 
         cam = SimCamera.from_config(cfg, levels=levels, analyzer=face_analyzer)
     log.info("camera backend: %s", cam.describe())

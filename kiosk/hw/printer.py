@@ -164,7 +164,7 @@ def open_printer(kind: str, target: str = "", paper_mm: int = 58) -> Printer:
     network HOST[:PORT].
     """
     if kind == "virtual":
-        from kiosk.hw.virtual_printer import VirtualPrinter
+        from kiosk.sim.printer import VirtualPrinter
 
         return Printer(VirtualPrinter(paper_mm=paper_mm), answers_status=True, name="virtual")
     try:

@@ -5,7 +5,7 @@ It is a real backend, not a test double: the session, the guidance and the light
 its frames exactly as on a camera's. The face photo is cut out once (person segmentation) and
 placed on a plain booth backdrop; per frame a 2.5-D warp built from the face mesh's depth turns
 the head (yaw, pitch), a local warp closes the mouth, the eyelids close for blinks
-(kiosk.hw.face_edit), a similarity places it (distance, offset, roll), and a shading model driven
+(kiosk.sim.face_edit), a similarity places it (distance, offset, roll), and a shading model driven
 by the LED levels lights the left and right side of the face.
 """
 
@@ -23,7 +23,8 @@ import numpy as np
 from kiosk.config import HardwareConfig
 from kiosk.errors import InputError
 from kiosk.hw.camera import Camera, CameraError, Frame, LevelsSource
-from kiosk.hw.face_edit import close_eyes
+from kiosk.samples import sample_path
+from kiosk.sim.face_edit import close_eyes
 
 log = logging.getLogger("kiosk.hw.camera")
 
@@ -426,6 +427,4 @@ class SimCamera(Camera):
 
 
 def _sample() -> Path:
-    from kiosk.cli import sample_path
-
     return sample_path()
