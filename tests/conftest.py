@@ -12,6 +12,25 @@ from kiosk.vision.imageio import load_image
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
+#: Markers left out of the quick edit-test loop; `pytest --full` (the README's command) runs them.
+LONG_MARKERS = ("slow", "browser", "soak")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--full", action="store_true", help="also run the slow, browser and soak tests")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect long tests unless --full or an explicit -m expression asks for them."""
+    if config.getoption("--full") or config.getoption("-m"):
+        return
+    keep, drop = [], []
+    for item in items:
+        (drop if any(item.get_closest_marker(m) for m in LONG_MARKERS) else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
 
 @pytest.fixture(scope="session")
 def analyzer():

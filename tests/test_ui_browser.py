@@ -19,6 +19,8 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from kiosk.config import load_config
 from kiosk.service import Service
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
