@@ -26,6 +26,8 @@ from kiosk.errors import KioskError
 from kiosk.hw.camera import Camera, Frame
 from kiosk.service_api import ServiceApi, socket_path
 
+pytestmark = pytest.mark.slow
+
 PIN = "482916"
 PIN_HASH = hash_pin(PIN, n=2**12)
 _libc = ctypes.CDLL(None, use_errno=True)

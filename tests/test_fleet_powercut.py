@@ -13,6 +13,8 @@ import pytest
 
 from tests.test_fleet_support import make_fleet, release_matches_manifest
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def fleet(tmp_path, monkeypatch):

@@ -13,12 +13,16 @@ import random
 import signal
 import time
 
+import pytest
+
 from kiosk.hw.printer import Printer
 from kiosk.receipt.authority import LocalAuthority
 from kiosk.receipt.issue import issue_receipt, recover
 from kiosk.receipt.numbers import load_formats, parse
 from kiosk.store import Store
 from tests.test_receipt_support import jpeg, qr_payloads, slips_on_paper
+
+pytestmark = pytest.mark.soak
 
 KILLS = int(os.environ.get("KIOSK_SOAK_KILLS", "200"))
 JOBS = [
