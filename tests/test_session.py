@@ -10,7 +10,17 @@ import pytest
 
 from kiosk.capture.guidance import Guidance
 from kiosk.capture.photo_adapter import PhotoResult
-from kiosk.capture.session import BUTTONS, CAMERA_SORRY, SORRY, TRANSITIONS, Session, State
+from kiosk.capture.session import (
+    BUTTONS,
+    CAMERA_SORRY,
+    SORRY,
+    SPECS,
+    TRANSITIONS,
+    Session,
+    State,
+    StateSpec,
+    check_specs,
+)
 from kiosk.config import SessionConfig
 from kiosk.hw.camera import CameraError, Frame
 
@@ -410,3 +420,56 @@ def test_transition_table_is_complete():
     for state, mapping in BUTTONS.items():
         for trigger in mapping.values():
             assert (state, trigger) in TRANSITIONS
+
+
+@pytest.mark.parametrize("source", ["ui", "button"])
+@pytest.mark.parametrize(
+    "state, forward",
+    [(S.CONSENT, S.GUIDANCE), (S.REVIEW, S.HANDOVER), (S.DONE, S.IDLE)],
+)
+def test_every_screen_with_a_way_forward_takes_accept(rig, state, forward, source):
+    """DESIGN round 2: consent, review and done take the Accept button and the UI event 'accept'."""
+    s = rig
+    s.post("start")
+    s.step()
+    s.post("choose", profile="id_card")
+    s.step()
+    if state is not S.CONSENT:
+        s.post("consent")
+        s.step()
+        to_review(s)
+    if state is S.DONE:
+        s.post("accept")
+        advance(s, 0.2)
+    assert s.state is state
+    s.post("accept", source=source)
+    s._drain()  # one event, no frame work: the state it leads to is observed before it acts
+    assert s.state is forward
+
+
+def test_a_button_with_no_meaning_in_a_state_is_ignored_even_if_its_name_is_a_trigger(rig):
+    s = rig
+    to_guidance(s)
+    s.post("accept", source="button")  # guidance has no way forward by hand
+    s.post("steady", source="button")  # triggers are not buttons
+    s.step()
+    assert s.state is S.GUIDANCE
+
+
+def test_a_choice_outside_the_choose_screen_changes_nothing(rig):
+    s = rig
+    to_guidance(s, profile="id_card")
+    s.post("choose", profile="local", city="杭州")
+    s.step()
+    assert (s.state, s.profile, s.city) == (S.GUIDANCE, "id_card", "")
+
+
+def test_specs_are_checked_when_a_state_is_added_wrongly():
+    check_specs(SPECS)
+    broken = dict(SPECS)
+    broken[S.DONE] = StateSpec(go={"elapsed": S.IDLE}, buttons={"accept": "accept"})
+    with pytest.raises(ValueError, match="done: button trigger 'accept' leads nowhere"):
+        check_specs(broken)
+    del broken[S.DONE]
+    with pytest.raises(ValueError, match="no spec"):
+        check_specs(broken)

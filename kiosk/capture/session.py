@@ -1,10 +1,12 @@
 """The session state machine: one citizen from the first touch to the receipt, and back to idle.
 
-All transitions are in TRANSITIONS (plus two rules for every state: a timeout returns to idle,
-an unexpected error goes to the failsafe state). The main loop calls ``step`` repeatedly; a state
-never sleeps and never blocks on a person. Buttons and the UI only post events to the single
-queue that ``step`` drains, so every decision is taken on the session's own thread. Leaving a
-session (to idle) wipes the citizen's frames and photo from memory.
+Each state has ONE spec in SPECS at the end of this module: its row of the transition table (trigger
+-> next state), the buttons and UI events it takes, what it does on entry and on each frame, its
+timers, and whether the camera is live and the face lights lit. Two rules hold for every state
+(ANY_STATE): a timeout returns to idle, an unexpected error goes to the failsafe state. The main
+loop calls ``step`` repeatedly; a state never sleeps and never blocks on a person. Buttons and the
+UI only post events to the single queue that ``step`` drains, so every decision is taken on the
+session's own thread. Leaving a session (to idle) wipes the citizen's frames and photo from memory.
 """
 
 from __future__ import annotations
@@ -40,43 +42,6 @@ class State(StrEnum):
 
 
 S = State
-# Every transition of the session: (state, trigger) -> next state. Besides these, "timeout" leads
-# from any state but idle to idle, and "error" from any state to failsafe.
-TRANSITIONS: dict[tuple[State, str], State] = {
-    (S.IDLE, "start"): S.CHOOSE,
-    (S.CHOOSE, "choose"): S.CONSENT,
-    (S.CHOOSE, "cancel"): S.IDLE,
-    (S.CONSENT, "consent"): S.GUIDANCE,
-    (S.CONSENT, "back"): S.CHOOSE,
-    (S.CONSENT, "decline"): S.IDLE,
-    (S.CONSENT, "cancel"): S.IDLE,
-    (S.GUIDANCE, "steady"): S.COUNTDOWN,
-    (S.GUIDANCE, "cancel"): S.IDLE,
-    (S.COUNTDOWN, "lost"): S.GUIDANCE,
-    (S.COUNTDOWN, "elapsed"): S.CAPTURE,
-    (S.COUNTDOWN, "cancel"): S.IDLE,
-    (S.CAPTURE, "photo_ok"): S.REVIEW,
-    (S.CAPTURE, "photo_bad"): S.GUIDANCE,
-    (S.REVIEW, "accept"): S.HANDOVER,
-    (S.REVIEW, "retake"): S.GUIDANCE,
-    (S.REVIEW, "cancel"): S.IDLE,
-    (S.HANDOVER, "handed_over"): S.DONE,
-    (S.DONE, "elapsed"): S.IDLE,
-    (S.DONE, "accept"): S.IDLE,
-    (S.FAILSAFE, "elapsed"): S.IDLE,
-}
-# What a physical button means in each state (the touchscreen posts triggers directly).
-BUTTONS: dict[State, dict[str, str]] = {
-    S.IDLE: {"accept": "start"},
-    S.CHOOSE: {"accept": "choose", "cancel": "cancel"},
-    S.CONSENT: {"accept": "consent", "cancel": "decline"},
-    S.GUIDANCE: {"cancel": "cancel"},
-    S.COUNTDOWN: {"cancel": "cancel"},
-    S.REVIEW: {"accept": "accept", "retake": "retake", "cancel": "cancel"},
-    S.DONE: {"accept": "accept"},
-}
-LIVE = (S.GUIDANCE, S.COUNTDOWN, S.REVIEW)  # states that read camera frames
-LIT = (S.GUIDANCE, S.COUNTDOWN, S.CAPTURE, S.REVIEW)  # the face lights hold their levels through the still
 LOST_GRACE_S = 0.4  # a countdown survives a failing check this long (one bad frame is not a move)
 
 SORRY = {"zh": "抱歉，设备出现问题，请稍后再试", "en": "Sorry, something went wrong. Please try again."}
@@ -84,6 +49,32 @@ CAMERA_SORRY = {
     "zh": "抱歉，摄像头暂时不可用，请稍后再试",
     "en": "Sorry, the camera is unavailable. Please try again later.",
 }
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A state's time limit: after ``limit`` (a SessionConfig field, seconds) it fires ``trigger``."""
+
+    limit: str
+    trigger: str
+    since: str = "entered"  # or "live": since the live phase began (failed photos do not extend it)
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    """Everything one state does; the session's code only reads these."""
+
+    go: dict[str, State]  # trigger -> next state: this state's row of the transition table
+    buttons: dict[str, str] = field(default_factory=dict)  # physical button -> trigger
+    # UI/API event -> trigger, besides the triggers themselves
+    events: dict[str, str] = field(default_factory=dict)
+    # trigger -> may it fire now? (a guard may also take the event's data, like the choice)
+    guards: dict[str, Callable[[Session, Event], bool]] = field(default_factory=dict)
+    enter: Callable[[Session, State, str], None] | None = None  # (session, old state, trigger)
+    frame: Callable[[Session], None] | None = None  # each turn of the main loop
+    timers: tuple[Timer, ...] = ()  # checked in order; the first that has run out fires
+    live: bool = False  # reads camera frames
+    lit: bool = False  # the face lights hold their levels (leaving the lit states stops the live loop)
 
 
 @dataclass(frozen=True)
@@ -175,29 +166,15 @@ class Session:
                 self.lang = ev.data["lang"]
                 self._publish()
             return
-        trigger = BUTTONS.get(self.state, {}).get(ev.name) if ev.source == "button" else ev.name
-        if trigger is None:
+        spec = SPECS[self.state]
+        if ev.source == "button":
+            trigger = spec.buttons.get(ev.name)
+        else:
+            trigger = spec.events.get(ev.name, ev.name)
+        if trigger is None or trigger not in spec.go:
             return
-        if trigger == "start" and self.state is S.IDLE and self.preflight is not None:
-            refusal = self.preflight()
-            self.message = refusal
-            if refusal is not None:
-                log.info("start refused before the session: %s", refusal.get("en"))
-                self._publish()
-                return
-        if trigger == "choose":
-            profile = ev.data.get("profile") or self.cfg.default_profile
-            doc = next((d for d in self.documents if d["id"] == profile), None)
-            if doc is None:
-                log.info("ignored choice of unknown document %r", profile)
-                return
-            city = str(ev.data.get("city") or "")
-            if doc["cities"] and city not in doc["cities"]:
-                log.info("ignored choice of city %r for %s", city, profile)
-                return
-            self.profile, self.city = profile, city
-        if trigger == "retake" and self.retakes >= self.cfg.max_retakes:
-            log.info("retake refused: limit of %d reached", self.cfg.max_retakes)
+        guard = spec.guards.get(trigger)
+        if guard is not None and not guard(self, ev):
             return
         self.fire(trigger)
 
@@ -205,55 +182,150 @@ class Session:
 
     def fire(self, trigger: str) -> bool:
         """Apply a trigger; False (and nothing happens) when this state has no such transition."""
-        if trigger == "error":
-            new = S.FAILSAFE
-        elif trigger == "timeout" and self.state is not S.IDLE:
-            new = S.IDLE
-        else:
-            new = TRANSITIONS.get((self.state, trigger))
-            if new is None:
-                return False
+        new = SPECS[self.state].go.get(trigger)
+        if new is None and trigger in ANY_STATE and not (trigger == "timeout" and self.state is S.IDLE):
+            new = ANY_STATE[trigger]
+        if new is None:
+            return False
         old = self.state
         now = self.clock()
         self.history.append((now, new.value, trigger))
         del self.history[:-200]
-        self._exit(old, new, trigger)
+        if SPECS[old].lit and not SPECS[new].lit:
+            self.live.stop()
         self.state, self.entered = new, now
-        self._enter(new, old, trigger)
+        enter = SPECS[new].enter
+        if enter is not None:
+            enter(self, old, trigger)
         log.info("session: %s --%s--> %s", old.value, trigger, new.value)
         self._publish()
         for fn in self.listeners:
             fn(old, new)
         return True
 
-    def _exit(self, old: State, new: State, trigger: str) -> None:
-        if old in LIT and new not in LIT:
-            self.live.stop()
+    # --- what the states do (wired to the states in SPECS below) ------------------------------------
 
-    def _enter(self, new: State, old: State, trigger: str) -> None:
-        if new is S.IDLE:
-            self._wipe_citizen()
-            self.lang = "zh"  # the next citizen starts in the default language (and may switch in idle)
-        elif new is S.CHOOSE and old is S.IDLE:
+    def _may_start(self, ev: Event) -> bool:
+        """Idle -> start: only when a receipt can be issued now (else the refusal is shown)."""
+        if self.preflight is None:
+            return True
+        refusal = self.preflight()
+        self.message = refusal
+        if refusal is not None:
+            log.info("start refused before the session: %s", refusal.get("en"))
+            self._publish()
+            return False
+        return True
+
+    def _take_choice(self, ev: Event) -> bool:
+        """Choose: a document on offer (the default for the button) and a city it is issued in."""
+        profile = ev.data.get("profile") or self.cfg.default_profile
+        doc = next((d for d in self.documents if d["id"] == profile), None)
+        if doc is None:
+            log.info("ignored choice of unknown document %r", profile)
+            return False
+        city = str(ev.data.get("city") or "")
+        if doc["cities"] and city not in doc["cities"]:
+            log.info("ignored choice of city %r for %s", city, profile)
+            return False
+        self.profile, self.city = profile, city
+        return True
+
+    def _may_retake(self, ev: Event) -> bool:
+        if self.retakes >= self.cfg.max_retakes:
+            log.info("retake refused: limit of %d reached", self.cfg.max_retakes)
+            return False
+        return True
+
+    def _enter_idle(self, old: State, trigger: str) -> None:
+        self._wipe_citizen()
+        self.lang = "zh"  # the next citizen starts in the default language (and may switch in idle)
+
+    def _enter_choose(self, old: State, trigger: str) -> None:
+        if old is S.IDLE:
             self.sessions += 1
-        elif new is S.GUIDANCE:
-            if old is S.REVIEW:
-                self.retakes += 1
-            if old is S.REVIEW or old is S.CAPTURE:
-                if self.photo is not None:
-                    self.photo.wipe()
-                self.photo = None
-                self.hub.set_photo(None)
-            if old is S.CONSENT or old is S.REVIEW:  # a new live phase; failed photos do not extend it
-                self._live_since = self.clock()
-            if old is not S.COUNTDOWN:
-                self.live.start(self._thresholds(self.profile or self.cfg.default_profile))
-            if old is S.CONSENT or old is S.REVIEW:
-                self.message = None
-        elif new is S.COUNTDOWN:
+
+    def _enter_guidance(self, old: State, trigger: str) -> None:
+        if old is S.REVIEW:
+            self.retakes += 1
+        if old is S.REVIEW or old is S.CAPTURE:
+            if self.photo is not None:
+                self.photo.wipe()
+            self.photo = None
+            self.hub.set_photo(None)
+        if old is S.CONSENT or old is S.REVIEW:  # a new live phase; failed photos do not extend it
+            self._live_since = self.clock()
+        if old is not S.COUNTDOWN:
+            self.live.start(self._thresholds(self.profile or self.cfg.default_profile))
+        if old is S.CONSENT or old is S.REVIEW:
+            self.message = None
+
+    def _enter_countdown(self, old: State, trigger: str) -> None:
+        self._lost_since = None
+
+    def _enter_capture(self, old: State, trigger: str) -> None:
+        self.timings["capture_start"] = self.clock()
+
+    def _camera_frame(self) -> Any:
+        if self.camera_failed and self.reopen_camera is not None:
+            self.camera = self.reopen_camera()
+            self.camera_failed = False
+        frame = self.camera.frame()
+        self.frame = frame
+        return frame
+
+    def _guide(self) -> Any:
+        """One frame through the live loop (pose, prompt, lights); the frame goes to the screen."""
+        frame = self._camera_frame()
+        g = self.live.process(frame.rgb, self.clock())
+        self.hub.publish_frame(frame.rgb)
+        return g
+
+    def _frame_guidance(self) -> None:
+        g = self._guide()
+        if g.ready and g.steady_s >= self.cfg.steady_s:
+            self.fire("steady")
+            return
+        self._publish()
+
+    def _frame_countdown(self) -> None:
+        g = self._guide()
+        if g.ready:
             self._lost_since = None
-        elif new is S.CAPTURE:
-            self.timings["capture_start"] = self.clock()
+        else:
+            self._lost_since = self._lost_since if self._lost_since is not None else self.clock()
+            if self.clock() - self._lost_since >= LOST_GRACE_S:
+                self.fire("lost")
+                return
+        self._publish()
+
+    def _frame_review(self) -> None:
+        """The live picture next to the final one; no guidance."""
+        self.hub.publish_frame(self._camera_frame().rgb)
+
+    def _frame_capture(self) -> None:
+        still = self.camera.still()
+        self.still = still
+        result = self.photo_maker.make(still, self.profile or self.cfg.default_profile)
+        self.still = None  # the still is not kept once the photo is made
+        if result.compliant and result.jpeg:
+            self.photo = result
+            self.hub.set_photo(result.jpeg)
+            self.message = None
+            self.fire("photo_ok")
+            self.timings["photo_published"] = self.clock()
+        else:
+            result.wipe()
+            self.message = result.reason or {
+                "zh": "照片不合格，请重拍",
+                "en": "The photo does not pass, let's retake it",
+            }
+            self.fire("photo_bad")
+
+    def _frame_handover(self) -> None:
+        assert self.photo is not None and self.photo.jpeg is not None
+        self.result = self._hand_over(self.photo.jpeg, self.profile or "", self.city)
+        self.fire("handed_over")
 
     # --- the loop -------------------------------------------------------------------------------------
 
@@ -261,12 +333,9 @@ class Session:
         """One turn of the main loop; never raises (errors go to the failsafe state)."""
         try:
             self._drain()
-            if self.state in LIVE:
-                self._live_frame()
-            elif self.state is S.CAPTURE:
-                self._capture()
-            elif self.state is S.HANDOVER:
-                self._handover()
+            frame = SPECS[self.state].frame
+            if frame is not None:
+                frame(self)
             self._timers()
         except Exception as exc:  # noqa: BLE001 - the failsafe is the point
             self._fail(exc)
@@ -293,73 +362,14 @@ class Session:
 
     camera_failed = False
 
-    def _live_frame(self) -> None:
-        if self.camera_failed and self.reopen_camera is not None:
-            self.camera = self.reopen_camera()
-            self.camera_failed = False
-        frame = self.camera.frame()
-        self.frame = frame
-        if self.state is S.REVIEW:  # live picture next to the final one; no guidance
-            self.hub.publish_frame(frame.rgb)
-            return
-        g = self.live.process(frame.rgb, self.clock())
-        self.hub.publish_frame(frame.rgb)
-        if self.state is S.GUIDANCE:
-            if g.ready and g.steady_s >= self.cfg.steady_s:
-                self.fire("steady")
-                return
-        elif self.state is S.COUNTDOWN:
-            if g.ready:
-                self._lost_since = None
-            else:
-                self._lost_since = self._lost_since if self._lost_since is not None else self.clock()
-                if self.clock() - self._lost_since >= LOST_GRACE_S:
-                    self.fire("lost")
-                    return
-        self._publish()
-
-    def _capture(self) -> None:
-        still = self.camera.still()
-        self.still = still
-        result = self.photo_maker.make(still, self.profile or self.cfg.default_profile)
-        self.still = None  # the still is not kept once the photo is made
-        if result.compliant and result.jpeg:
-            self.photo = result
-            self.hub.set_photo(result.jpeg)
-            self.message = None
-            self.fire("photo_ok")
-            self.timings["photo_published"] = self.clock()
-        else:
-            result.wipe()
-            self.message = result.reason or {
-                "zh": "照片不合格，请重拍",
-                "en": "The photo does not pass, let's retake it",
-            }
-            self.fire("photo_bad")
-
-    def _handover(self) -> None:
-        assert self.photo is not None and self.photo.jpeg is not None
-        self.result = self._hand_over(self.photo.jpeg, self.profile or "", self.city)
-        self.fire("handed_over")
-
     def _timers(self) -> None:
+        """The first of this state's timers that has run out fires its trigger."""
         now = self.clock()
-        age = now - self.entered
-        st = self.state
-        if st is S.COUNTDOWN and age >= self.cfg.countdown_s:
-            self.fire("elapsed")
-        elif st is S.DONE and age >= self.cfg.done_s:
-            self.fire("elapsed")
-        elif st is S.FAILSAFE and age >= self.cfg.failsafe_s:
-            self.fire("elapsed")
-        elif st in (S.CHOOSE, S.CONSENT, S.REVIEW) and age >= self.cfg.idle_timeout_s:
-            self.fire("timeout")
-        elif (
-            st in (S.GUIDANCE, S.COUNTDOWN)
-            and self._live_since is not None
-            and now - self._live_since >= self.cfg.guidance_timeout_s
-        ):
-            self.fire("timeout")
+        for timer in SPECS[self.state].timers:
+            since = self.entered if timer.since == "entered" else self._live_since
+            if since is not None and now - since >= getattr(self.cfg, timer.limit):
+                self.fire(timer.trigger)
+                return
 
     # --- what the screen shows --------------------------------------------------------------------
 
@@ -402,3 +412,114 @@ class Session:
             "profile": self.profile,
             "retakes": self.retakes,
         }
+
+
+# --- the states: one spec each, its transitions first -------------------------------------------------
+
+ANY_STATE: dict[str, State] = {"timeout": S.IDLE, "error": S.FAILSAFE}  # from every state (timeout: but idle)
+IDLE_TIMEOUT = Timer("idle_timeout_s", "timeout")  # nobody touched the screen
+LIVE_TIMEOUT = Timer("guidance_timeout_s", "timeout", since="live")  # no photo in the live phase
+ACCEPT = "accept"  # every screen with a way forward takes the Accept button and the UI event "accept"
+
+SPECS: dict[State, StateSpec] = {
+    S.IDLE: StateSpec(
+        go={"start": S.CHOOSE},
+        buttons={ACCEPT: "start"},
+        guards={"start": Session._may_start},
+        enter=Session._enter_idle,
+    ),
+    S.CHOOSE: StateSpec(  # document and city
+        go={"choose": S.CONSENT, "cancel": S.IDLE},
+        buttons={ACCEPT: "choose", "cancel": "cancel"},
+        guards={"choose": Session._take_choice},
+        enter=Session._enter_choose,
+        timers=(IDLE_TIMEOUT,),
+    ),
+    S.CONSENT: StateSpec(  # privacy notice
+        go={"consent": S.GUIDANCE, "back": S.CHOOSE, "decline": S.IDLE, "cancel": S.IDLE},
+        buttons={ACCEPT: "consent", "cancel": "decline"},
+        events={ACCEPT: "consent"},
+        timers=(IDLE_TIMEOUT,),
+    ),
+    S.GUIDANCE: StateSpec(
+        go={"steady": S.COUNTDOWN, "cancel": S.IDLE},
+        buttons={"cancel": "cancel"},
+        enter=Session._enter_guidance,
+        frame=Session._frame_guidance,
+        timers=(LIVE_TIMEOUT,),
+        live=True,
+        lit=True,
+    ),
+    S.COUNTDOWN: StateSpec(
+        go={"lost": S.GUIDANCE, "elapsed": S.CAPTURE, "cancel": S.IDLE},
+        buttons={"cancel": "cancel"},
+        enter=Session._enter_countdown,
+        frame=Session._frame_countdown,
+        timers=(Timer("countdown_s", "elapsed"), LIVE_TIMEOUT),
+        live=True,
+        lit=True,
+    ),
+    S.CAPTURE: StateSpec(
+        go={"photo_ok": S.REVIEW, "photo_bad": S.GUIDANCE},
+        enter=Session._enter_capture,
+        frame=Session._frame_capture,
+        lit=True,  # the lights hold their levels through the still
+    ),
+    S.REVIEW: StateSpec(
+        go={ACCEPT: S.HANDOVER, "retake": S.GUIDANCE, "cancel": S.IDLE},
+        buttons={ACCEPT: ACCEPT, "retake": "retake", "cancel": "cancel"},
+        guards={"retake": Session._may_retake},
+        frame=Session._frame_review,
+        timers=(IDLE_TIMEOUT,),
+        live=True,
+        lit=True,
+    ),
+    S.HANDOVER: StateSpec(
+        go={"handed_over": S.DONE},
+        frame=Session._frame_handover,
+    ),
+    S.DONE: StateSpec(
+        go={"elapsed": S.IDLE, ACCEPT: S.IDLE},
+        buttons={ACCEPT: ACCEPT},
+        timers=(Timer("done_s", "elapsed"),),
+    ),
+    S.FAILSAFE: StateSpec(
+        go={"elapsed": S.IDLE},
+        timers=(Timer("failsafe_s", "elapsed"),),
+    ),
+}
+
+# Views of SPECS for readers and other modules.
+TRANSITIONS: dict[tuple[State, str], State] = {
+    (s, t): n for s, spec in SPECS.items() for t, n in spec.go.items()
+}
+BUTTONS: dict[State, dict[str, str]] = {s: spec.buttons for s, spec in SPECS.items() if spec.buttons}
+LIVE = tuple(s for s, spec in SPECS.items() if spec.live)  # states that read camera frames
+LIT = tuple(s for s, spec in SPECS.items() if spec.lit)
+
+
+def check_specs(specs: dict[State, StateSpec]) -> None:
+    """Every state has a spec, and every button, event, guard and timer names a trigger of its row."""
+    from dataclasses import fields as dc_fields
+
+    limits = {f.name for f in dc_fields(SessionConfig)}
+    missing = set(State) - set(specs)
+    if missing:
+        raise ValueError(f"session: no spec for {sorted(missing)}")
+    for state, spec in specs.items():
+        row = set(spec.go) | set(ANY_STATE)
+        for what, triggers in (
+            ("button", spec.buttons.values()),
+            ("event", spec.events.values()),
+            ("guard", spec.guards),
+            ("timer", [t.trigger for t in spec.timers]),
+        ):
+            for trigger in triggers:
+                if trigger not in row:
+                    raise ValueError(f"session: {state.value}: {what} trigger {trigger!r} leads nowhere")
+        for t in spec.timers:
+            if t.limit not in limits or t.since not in ("entered", "live"):
+                raise ValueError(f"session: {state.value}: bad timer {t}")
+
+
+check_specs(SPECS)
