@@ -18,15 +18,11 @@ from barcode.charsets import code128 as c128
 from PIL import Image, ImageDraw, ImageFont
 
 from kiosk.errors import KioskError
+from kiosk.fonts import cjk_font_path
 
 PAPER_DOTS = {58: 384, 80: 576}
 CELL_W, CELL_H = 12, 24  # font A: ASCII 12x24 dots; GB18030 characters 24x24
 LINE_GAP = 6  # default line spacing is 30 dots: 24 dots of glyph plus 6
-FONT_PATHS = (  # Debian fonts-noto-cjk first (what CI installs), fonts-wqy-zenhei as an alternative
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/truetype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-)
 QR_EC = {
     48: qrcode.constants.ERROR_CORRECT_L,
     49: qrcode.constants.ERROR_CORRECT_M,
@@ -40,13 +36,8 @@ class EscPosError(KioskError):
 
 
 def find_cjk_font() -> Path:
-    for p in FONT_PATHS:
-        if Path(p).exists():
-            return Path(p)
-    raise KioskError(
-        "virtual printer: no CJK font found (install fonts-wqy-zenhei or fonts-noto-cjk); looked in "
-        + ", ".join(FONT_PATHS)
-    )
+    """An installed CJK font, else the subset bundled in kiosk/fonts (the demo needs nothing but Python)."""
+    return cjk_font_path()
 
 
 @lru_cache(maxsize=4)

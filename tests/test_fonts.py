@@ -1,0 +1,125 @@
+"""The bundled CJK font: `kiosk demo` and the slip render Chinese on a machine with no CJK font.
+
+The system fonts are hidden two ways: in-process by emptying kiosk.fonts.SYSTEM_FONTS, and for the
+whole command by mounting an empty tmpfs over /usr/share/fonts in a private mount namespace (root).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import kiosk.fonts as fonts
+from kiosk.fonts import make_subset
+from kiosk.sim.printer import find_cjk_font, render
+
+TTLib = pytest.importorskip("fontTools.ttLib", reason="fontTools (test extra) reads the font's cmap")
+
+
+@pytest.fixture
+def no_system_fonts(monkeypatch):
+    monkeypatch.setattr(fonts, "SYSTEM_FONTS", ())
+
+
+def bundled_cmap() -> dict[int, str]:
+    return TTLib.TTFont(str(fonts.bundled_font_path())).getBestCmap()
+
+
+def test_bundled_font_is_small_licensed_and_packaged():
+    path = fonts.bundled_font_path()
+    assert path.is_file() and path.stat().st_size < 2_000_000
+    licence = path.with_name("LICENSE.OFL").read_text(encoding="utf-8")
+    assert "SIL OPEN FONT LICENSE Version 1.1" in licence and "Adobe" in licence
+    name = TTLib.TTFont(str(path))["name"]
+    assert name.getDebugName(1) == "Noto Sans Mono CJK SC" and "Open Font License" in name.getDebugName(13)
+
+
+def test_subset_covers_gb2312_level_1_and_every_character_of_our_data():
+    cmap = bundled_cmap()
+    level1 = {
+        bytes((hi, lo)).decode("gb2312")
+        for hi in range(0xB0, 0xD8)
+        for lo in range(0xA1, 0xFF)
+        if (hi, lo) <= (0xD7, 0xF9)
+    }
+    assert len(level1) == 3755
+    missing = sorted(c for c in level1 | make_subset.data_chars() if ord(c) not in cmap)
+    # a new Chinese string outside the subset: rerun `python kiosk/fonts/make_subset.py`
+    assert not missing, f"not in the bundled font: {''.join(missing)}"
+    assert all(ord(c) in cmap for c in "0123456789ABCxyz：，。（）【】")
+
+
+def test_system_font_preferred_bundled_font_as_fallback(no_system_fonts, tmp_path, monkeypatch):
+    assert fonts.cjk_font_path() == fonts.bundled_font_path() == find_cjk_font()
+    system = tmp_path / "NotoSansCJK-Regular.ttc"
+    system.write_bytes(b"")
+    monkeypatch.setattr(fonts, "SYSTEM_FONTS", (str(tmp_path / "absent.ttc"), str(system)))
+    assert fonts.cjk_font_path() == system
+
+
+def _glyph(ch: str) -> np.ndarray:
+    """The virtual printer's rendering of one character (GB18030 in Chinese mode, FS &)."""
+    im = render(b"\x1b@\x1c&" + ch.encode("gb18030") + b"\n")[0]
+    return np.asarray(im.convert("L")) < 128
+
+
+def test_slip_characters_are_not_tofu_without_system_fonts(no_system_fonts):
+    absent = "龘"  # GB18030, not GB2312: the font's .notdef box
+    assert ord(absent) not in bundled_cmap()
+    tofu = _glyph(absent)
+    glyphs = [_glyph(ch) for ch in "惠州市"]
+    for g in glyphs:
+        assert g.sum() > 20 and not np.array_equal(g, tofu)
+    assert len({g.tobytes() for g in glyphs}) == 3  # three different characters, three different bitmaps
+    assert _glyph("A").sum() > 5 and not np.array_equal(_glyph("A"), _glyph("B"))
+
+
+def test_a_whole_slip_renders_with_the_bundled_font(no_system_fonts, tmp_path):
+    """`kiosk receipt render` path: compose the real slip bytes and decode them back on the printer."""
+    from datetime import datetime
+
+    from kiosk.receipt.layouts import load_layouts
+    from kiosk.receipt.slip import SlipData, compose
+
+    layouts = load_layouts()
+    city = layouts.cities_for("id_card")[0]
+    layout = layouts.layout("id_card", city.id)
+    slip = SlipData("X", "居民身份证", city.name_zh, "0001", datetime(2026, 12, 2, 9, 0), layout)
+    pages = render(compose(slip))
+    assert len(pages) == 1 and (np.asarray(pages[0].convert("L")) < 128).sum() > 1000
+
+
+def _hidden_fonts_shell() -> list[str]:
+    """A shell in a private mount namespace where /usr/share/fonts is an empty tmpfs."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("hiding the system fonts needs root (unshare -m, mount tmpfs)")
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", "mount -t tmpfs none /usr/share/fonts && ls /usr/share/fonts | wc -l"],
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode != 0 or probe.stdout.strip() != "0":
+        pytest.skip(f"cannot mount over /usr/share/fonts here: {probe.stderr.strip()}")
+    return ["unshare", "-m", "sh", "-c", 'mount -t tmpfs none /usr/share/fonts && exec "$@"', "sh"]
+
+
+@pytest.mark.slow
+def test_kiosk_demo_with_no_system_font_at_all(tmp_path):
+    """The README's first command on a machine without fonts-noto-cjk: a compliant photo and a slip."""
+    shell = _hidden_fonts_shell()
+    out = tmp_path / "demo"
+    kiosk = str(Path(sys.executable).with_name("kiosk"))  # the installed entry point, as in the README
+    cmd = [kiosk, "demo", "--json", "--out", str(out), "--state-dir", str(tmp_path)]
+    proc = subprocess.run(shell + cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert report["compliant"] is True and Path(report["slip"]).is_file()
+    assert (out / "photo.jpg").is_file()
+    assert "no CJK font" not in proc.stderr
