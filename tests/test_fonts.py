@@ -123,3 +123,23 @@ def test_kiosk_demo_with_no_system_font_at_all(tmp_path):
     assert report["compliant"] is True and Path(report["slip"]).is_file()
     assert (out / "photo.jpg").is_file()
     assert "no CJK font" not in proc.stderr
+
+
+def test_the_touchscreen_falls_back_to_the_bundled_font():
+    """style.css names the bundled font after the system ones; the UI server serves it."""
+    import http.client
+
+    from kiosk.capture.hub import Hub
+    from kiosk.ui.server import STATIC, UiServer
+
+    css = (STATIC / "style.css").read_text(encoding="utf-8")
+    assert 'url("/fonts/cjk.otf")' in css and '"Kiosk CJK", sans-serif' in css
+    ui = UiServer(Hub(), lambda *a, **k: None, port=0).start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", ui.port, timeout=5)
+        conn.request("GET", "/fonts/cjk.otf")
+        resp = conn.getresponse()
+        assert resp.status == 200 and resp.getheader("Content-Type") == "font/otf"
+        assert resp.read() == fonts.bundled_font_path().read_bytes()
+    finally:
+        ui.close()

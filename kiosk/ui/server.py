@@ -22,6 +22,7 @@ from typing import Any
 import cv2
 
 from kiosk.capture.hub import Hub
+from kiosk.fonts import bundled_font_path
 
 log = logging.getLogger("kiosk.ui")
 
@@ -146,6 +147,8 @@ class UiServer:
                         return self._static("index.html")
                     if path.startswith("/static/"):
                         return self._static(path[len("/static/") :])
+                    if path == "/fonts/cjk.otf":  # the bundled CJK font, for a screen with no system one
+                        return self._send(HTTPStatus.OK, bundled_font_path().read_bytes(), "font/otf")
                     if path == "/labels.json":
                         return self._json(HTTPStatus.OK, labels())
                     if path == "/state.json":
