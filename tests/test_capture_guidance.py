@@ -220,7 +220,6 @@ def test_every_prompt_has_chinese_and_english_text():
             lambda d: d["check"][3]["low"].update(prompt="dance"),
             "check centre_x.low.prompt: 'dance' has no text",
         ),
-        (lambda d: d["prompts"]["hold_still"].pop("zh"), "prompts.hold_still: needs non-empty zh and en"),
         (lambda d: d["lighting"].update(start=2), "lighting.start: must be between 0 and 1"),
         (lambda d: d.update(schema_version=9), "schema_version: expected 1"),
     ],

@@ -1,5 +1,6 @@
-"""The guidance policy file (guidance.toml): checks in priority order, hysteresis bands, prompt
-texts and the lighting loop's constants, validated once with errors that name the key."""
+"""The guidance policy file (guidance.toml): checks in priority order, hysteresis bands, the prompt
+of each (texts: kiosk/text/prompt.toml) and the lighting loop's constants, validated once with
+errors that name the key."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.errors import KioskError
+from kiosk.text import entries
 
 RULES_FILE = Path(__file__).with_name("guidance.toml")
 SCHEMA_VERSION = 1
@@ -119,23 +121,11 @@ def parse_rules(data: dict) -> Rules:
             "motion_smoothing",
             "check",
             "lighting",
-            "prompts",
         ):
             raise RulesError(f"{key}: unknown key")
     if data.get("schema_version") != SCHEMA_VERSION:
         raise RulesError(f"schema_version: expected {SCHEMA_VERSION}")
-    prompts_t = data.get("prompts")
-    if not isinstance(prompts_t, dict) or not prompts_t:
-        raise RulesError("prompts: missing")
-    prompts = {}
-    for pid, t in prompts_t.items():
-        if (
-            not isinstance(t, dict)
-            or set(t) != {"zh", "en"}
-            or not all(isinstance(v, str) and v for v in t.values())
-        ):
-            raise RulesError(f"prompts.{pid}: needs non-empty zh and en texts and nothing else")
-        prompts[pid] = dict(t)
+    prompts = entries("prompt")  # the texts live in the bilingual catalogue, kiosk/text/prompt.toml
     checks_t = data.get("check")
     if not isinstance(checks_t, list) or not checks_t:
         raise RulesError("check: no [[check]] entries")
@@ -164,7 +154,7 @@ def parse_rules(data: dict) -> Rules:
                     raise RulesError(f"{where}.{key}.{k}: unknown key")
             prompt = bt.get("prompt")
             if prompt not in prompts:
-                raise RulesError(f"{where}.{key}.prompt: {prompt!r} has no text in [prompts]")
+                raise RulesError(f"{where}.{key}.prompt: {prompt!r} has no text in kiosk/text/prompt.toml")
             profile = bt.get("profile")
             if profile is not None and not isinstance(profile, str):
                 raise RulesError(f"{where}.{key}.profile: expected a threshold name")
@@ -194,7 +184,7 @@ def parse_rules(data: dict) -> Rules:
     if not 0 < smoothing <= 1:
         raise RulesError("motion_smoothing: must be in (0, 1]")
     if "perfect" not in prompts:
-        raise RulesError("prompts.perfect: missing (shown when every check holds)")
+        raise RulesError("prompt.perfect: missing in kiosk/text (shown when every check holds)")
     return Rules(tuple(checks), prompts, confirm, eye_y, smoothing, lighting)
 
 

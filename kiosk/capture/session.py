@@ -24,6 +24,7 @@ from kiosk.capture.hub import Hub
 from kiosk.capture.live import LiveLoop
 from kiosk.capture.photo_adapter import PhotoResult
 from kiosk.config import SessionConfig
+from kiosk.text import pair
 
 log = logging.getLogger("kiosk.session")
 
@@ -44,11 +45,8 @@ class State(StrEnum):
 S = State
 LOST_GRACE_S = 0.4  # a countdown survives a failing check this long (one bad frame is not a move)
 
-SORRY = {"zh": "抱歉，设备出现问题，请稍后再试", "en": "Sorry, something went wrong. Please try again."}
-CAMERA_SORRY = {
-    "zh": "抱歉，摄像头暂时不可用，请稍后再试",
-    "en": "Sorry, the camera is unavailable. Please try again later.",
-}
+SORRY = pair("session.sorry")  # the failsafe screen, zh/en from the catalogue (kiosk/text)
+CAMERA_SORRY = pair("session.camera_sorry")
 
 
 @dataclass(frozen=True)
@@ -316,10 +314,7 @@ class Session:
             self.timings["photo_published"] = self.clock()
         else:
             result.wipe()
-            self.message = result.reason or {
-                "zh": "照片不合格，请重拍",
-                "en": "The photo does not pass, let's retake it",
-            }
+            self.message = result.reason or pair("session.photo_refused")
             self.fire("photo_bad")
 
     def _frame_handover(self) -> None:
