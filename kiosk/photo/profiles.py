@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.errors import KioskError
+from kiosk.text import entries
 
 PROFILES_FILE = Path(__file__).with_name("profiles.toml")
-MESSAGES_FILE = Path(__file__).with_name("messages.toml")
 SCHEMA_VERSION = 1
 
 RULE_CHECKS = {
@@ -351,19 +351,14 @@ def get_profile(profile_id: str, path: str | Path = PROFILES_FILE) -> Profile:
     return profiles[profile_id]
 
 
-@lru_cache(maxsize=2)
-def load_messages(path: str | Path = MESSAGES_FILE) -> dict[str, dict[str, dict[str, str]]]:
-    """Citizen-facing messages: {check_id: {outcome: {"zh", "en"}}}, plus "not_measured"."""
-    data = _read_toml(Path(path))
+@lru_cache(maxsize=1)
+def load_messages() -> dict[str, dict[str, dict[str, str]]]:
+    """Citizen-facing messages: {check_id: {outcome: {"zh", "en"}}}, plus "not_measured".
+
+    The texts are the "check.*" entries of the bilingual catalogue (kiosk/text/check.toml).
+    """
     out: dict[str, dict[str, dict[str, str]]] = {}
-    for check_id, outcomes in data.items():
-        _typed(outcomes, check_id, dict)
-        if check_id == "not_measured":
-            zh, en = _zh_en(outcomes, check_id)
-            out[check_id] = {"": {"zh": zh, "en": en}}
-            continue
-        out[check_id] = {}
-        for outcome, text in outcomes.items():
-            zh, en = _zh_en(text, f"{check_id}.{outcome}")
-            out[check_id][outcome] = {"zh": zh, "en": en}
+    for key, entry in entries("check").items():
+        check_id, _, outcome = key.partition(".")
+        out.setdefault(check_id, {})[outcome] = entry
     return out
