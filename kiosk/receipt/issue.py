@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import io
 import time
-import tomllib
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -25,10 +22,10 @@ from kiosk.receipt.layouts import load_layouts
 from kiosk.receipt.numbers import format_for
 from kiosk.receipt.slip import SlipData, compose
 from kiosk.store import Store, StoreError
+from kiosk.text import both, catalogue
 
 MAX_PHOTO_BYTES = 2 * 1024 * 1024  # document photos are 14-80 KB; anything this big is not one
 MAX_PHOTO_PIXELS = 4000 * 4000
-MESSAGES_FILE = Path(__file__).with_name("messages.toml")
 
 
 @dataclass(frozen=True)
@@ -57,14 +54,10 @@ class Receipt:
         }
 
 
-@lru_cache(maxsize=1)
-def messages() -> dict[str, Any]:
-    return tomllib.loads(MESSAGES_FILE.read_text(encoding="utf-8"))
-
-
 def fault_message(fault: str, who: str = "citizen") -> tuple[str, str]:
-    m = messages()["printer"].get(fault) or messages()["printer"]["error"]
-    return m[who]["zh"], m[who]["en"]
+    """(zh, en) for a printer fault, told to the citizen or the technician (kiosk/text/receipt.toml)."""
+    known = f"receipt.printer.{fault}.{who}" in catalogue()
+    return both(f"receipt.printer.{fault if known else 'error'}.{who}")
 
 
 def check_photo(data: bytes) -> None:
@@ -177,8 +170,7 @@ def readiness(authority: Authority) -> tuple[str, str] | None:
     try:
         authority.ready()
     except KioskError:
-        m = messages()["platform"]["unavailable"]["citizen"]
-        return m["zh"], m["en"]
+        return both("receipt.platform.unavailable.citizen")
     return None
 
 
