@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import tomllib
 from collections.abc import Callable
 from functools import lru_cache
 from http import HTTPStatus
@@ -23,11 +22,11 @@ import cv2
 
 from kiosk.capture.hub import Hub
 from kiosk.fonts import bundled_font_path
+from kiosk.text import entries
 
 log = logging.getLogger("kiosk.ui")
 
 STATIC = Path(__file__).with_name("static")
-LABELS_FILE = Path(__file__).with_name("labels.toml")
 TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -42,11 +41,8 @@ PREVIEW_QUALITY = 70
 
 @lru_cache(maxsize=1)
 def labels() -> dict[str, dict[str, str]]:
-    data = tomllib.loads(LABELS_FILE.read_text(encoding="utf-8"))
-    for key, value in data.items():
-        if not isinstance(value, dict) or set(value) != {"zh", "en"}:
-            raise ValueError(f"{LABELS_FILE.name}: {key} needs zh and en texts")
-    return data
+    """The screen's own words, {key: {"zh", "en"}}: the "ui.*" entries of kiosk/text/ui.toml."""
+    return entries("ui")
 
 
 def parse_event(body: bytes) -> tuple[str, dict[str, str]]:
