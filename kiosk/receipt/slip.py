@@ -16,6 +16,7 @@ from escpos.constants import QR_ECLEVEL_M
 from escpos.printer import Dummy
 from PIL import Image, ImageOps
 
+from kiosk import text as catalogue
 from kiosk.errors import InputError
 from kiosk.receipt.layouts import SlipLayout
 
@@ -23,7 +24,7 @@ PAPER_DOTS = {58: 384, 80: 576}  # printable width at 203 dpi
 FONT_A_W = 12  # ASCII cell width in dots; a CJK character takes two cells
 CHINESE_ON = b"\x1c\x26"  # FS &: GB18030 two/four-byte characters from here on
 THUMB_SHARE = {58: 0.45, 80: 0.35}  # share of the paper width used by the photo thumbnail
-REPRINT_MARK = "【补打 REPRINT】"
+REPRINT_MARK = "【{} {}】".format(*catalogue.both("slip.reprint"))  # 【补打 REPRINT】
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def compose(slip: SlipData, paper_mm: int = 58) -> bytes:
             p.ln()
         elif block == "number":
             p.set(align="center")
-            _line(p, f"{lay.number_label} / Image No.", width)
+            _line(p, f"{lay.number_label} / {catalogue.text('slip.number', 'en')}", width)
             wide = cells(slip.number) * 2 <= width
             p.set(align="center", bold=True, double_height=True, double_width=wide)
             _line(p, slip.number, width // (2 if wide else 1))
@@ -160,11 +161,11 @@ def compose(slip: SlipData, paper_mm: int = 58) -> bytes:
             p.set(align="left")
             when = slip.issued_at
             for label, value in (
-                ("证件类型", slip.document_zh),
-                ("办证城市", slip.city_zh),
-                ("采集点", slip.station),
-                ("采集时间", f"{when:%Y-%m-%d %H:%M}"),
-                ("有效期至", f"{slip.valid_until:%Y-%m-%d}"),
+                (catalogue.text("slip.document"), slip.document_zh),
+                (catalogue.text("slip.city"), slip.city_zh),
+                (catalogue.text("slip.station"), slip.station),
+                (catalogue.text("slip.issued"), f"{when:%Y-%m-%d %H:%M}"),
+                (catalogue.text("slip.valid_until"), f"{slip.valid_until:%Y-%m-%d}"),
             ):
                 _line(p, f"{label}：{value}", width)
         elif block == "use_at":
