@@ -103,7 +103,7 @@ def test_placeholders_render_in_both_languages():
         ({"ui": {"a": {"zh": "{n}个", "en": "{count} of them"}}}, r"ui.a: placeholders differ"),
         ({"ui": {"a": {"zh": "{n", "en": "{n"}}}, r"bad placeholder"),
         (
-            {"ui": {"a.b": {"zh": "甲", "en": "A"}, "a": {"b": {"zh": "乙", "en": "B"}}}},  # a quoted dotted key
+            {"ui": {"a.b": {"zh": "甲", "en": "A"}, "a": {"b": {"zh": "乙", "en": "B"}}}},  # quoted "a.b"
             r"ui.a.b: duplicate id",
         ),
         ({"ui": {"a": "text"}}, r"ui.a: expected a table with zh and en"),
