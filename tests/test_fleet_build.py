@@ -48,7 +48,7 @@ def test_build_from_the_working_tree_and_publish(tmp_path):
     rel = tmp_path / "rel"
     m = bundle_mod.unpack(out, rel, *trust)
     paths = {f.path for f in m.files}
-    assert {"bin/kiosk", "app/kiosk/cli.py", "app/kiosk/fleet/updater.py", "app/pyproject.toml"} <= paths
+    assert {"bin/kiosk", "app/kiosk/cli/__init__.py", "app/kiosk/fleet/updater.py", "app/pyproject.toml"} <= paths
     assert not any("__pycache__" in p or p.endswith(".pyc") for p in paths)
     assert (rel / "bin/kiosk").stat().st_mode & 0o111
     targets = json.loads((repo / "metadata/targets.json").read_text())["signed"]["targets"]

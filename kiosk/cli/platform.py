@@ -1,0 +1,49 @@
+"""`kiosk platform serve`: the reference photo platform for tests and demos (kiosk.sim, via kiosk.station)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kiosk.cli.common import add_command
+from kiosk.config import Config
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = add_command(sub, "platform", "the reference photo platform (tests, demos)", [common])
+    psub = p.add_subparsers(dest="platform_command", metavar="ACTION", required=True)
+    r = add_command(
+        psub,
+        "serve",
+        "serve the reference platform over HTTP, optionally slow or faulty",
+        [common],
+        cmd_serve,
+    )
+    r.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    r.add_argument("--port", type=int, default=8765, help="TCP port (default: %(default)s)")
+    r.add_argument("--data", help="platform database directory (default: STATE_DIR/platform)")
+    r.add_argument("--delay", type=float, default=0.0, help="seconds to wait before each reply (slow mode)")
+    r.add_argument("--fail-rate", type=float, default=0.0, help="share of requests answered with HTTP 503")
+    r.add_argument("--malformed-rate", type=float, default=0.0, help="share of replies that are not JSON")
+    r.add_argument(
+        "--review",
+        choices=("approve", "reject", "pending"),
+        default="approve",
+        help="what the platform's photo review answers (default: %(default)s)",
+    )
+
+
+def cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
+    from kiosk.station import serve_platform
+
+    data = Path(args.data) if args.data else cfg.state_dir / "platform"
+    serve_platform(
+        args.host,
+        args.port,
+        data,
+        delay_s=args.delay,
+        fail_rate=args.fail_rate,
+        malformed_rate=args.malformed_rate,
+        review=args.review,
+    )
+    return 0
