@@ -9,28 +9,38 @@ demo runs faster than real time and gives the same prompts on every machine.
 
 from __future__ import annotations
 
+import json
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from kiosk.config import Config
-from kiosk.errors import KioskError
+from kiosk.errors import InputError, KioskError
+
+LIMIT_S = 90.0  # simulated seconds of guidance before the demo (and its session) gives up
+HELP = (
+    "a whole simulated session on the bundled sample face (or [hardware] sim_face); it fails when no "
+    f"photo is accepted within {LIMIT_S:g} simulated seconds"
+)
 
 
-class SimClock:
-    """Simulated seconds, advanced by the demo loop one frame at a time."""
+class DemoFailed(KioskError):
+    """The simulated session did not reach a printed slip; ``result`` says how far it got and why."""
 
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
+    def __init__(self, message: str, result: DemoResult):
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass
 class DemoResult:
     profile: str
+    outcome: str = "running"  # done | failsafe | timeout
+    reason: str | None = None  # why the session failed (None when done)
+    face: str = ""  # the face image the simulated camera shows
     prompts: list[dict[str, Any]] = field(default_factory=list)
     states: list[dict[str, Any]] = field(default_factory=list)
     photo: str | None = None
@@ -49,7 +59,10 @@ class DemoResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "outcome": self.outcome,
+            "reason": self.reason,
             "profile": self.profile,
+            "face": self.face,
             "compliant": self.compliant,
             "photo": self.photo,
             "prompts": self.prompts,
@@ -68,86 +81,97 @@ class DemoResult:
         }
 
 
+def _document(cfg: Config, profile: str | None, city: str | None) -> tuple[str, str]:
+    """The document and city the demo asks for; unknown ones are bad input (exit 2)."""
+    from kiosk.capture.photo_adapter import documents
+    from kiosk.receipt.cities import resolve
+    from kiosk.receipt.wiring import cities_for_config
+
+    docs = documents(cities_for_config(cfg))  # the configured province (receipt.layouts_file)
+    profile = profile or cfg.session.default_profile
+    doc = next((d for d in docs if d["id"] == profile), None)
+    if doc is None:
+        raise InputError(f"demo: unknown document {profile!r} (known: {', '.join(d['id'] for d in docs)})")
+    city = city or (doc["cities"][0] if doc["cities"] else "")
+    if doc["cities"]:  # as citizens type it (惠州, huizhou): the session's own resolver
+        chosen = resolve(city, {c: doc["city_names"].get(c, {}) for c in doc["cities"]})
+        if chosen is None:
+            raise InputError(
+                f"demo: {profile} receipts are not issued for {city!r}; "
+                f"`kiosk receipt cities --profile {profile}` lists the cities"
+            )
+        city = chosen
+    return profile, city
+
+
 def run_demo(
     cfg: Config,
     out_dir: Path,
     profile: str | None = None,
     city: str | None = None,
-    max_sim_s: float = 120.0,
+    max_sim_s: float = LIMIT_S,
     seed: int = 0,
-    progress: Any = None,
+    progress: Callable[[str], None] | None = None,
 ) -> DemoResult:
-    """Run one simulated session to the printed slip; KioskError when it does not get there.
+    """Run one simulated session to the printed slip; DemoFailed (with the result so far) when it
+    does not get there, InputError for an unknown document or city.
 
-    The receipt step is the real one (store, number authority from the configuration, slip) on
-    the virtual printer, with its own store in ``out_dir/state`` so that a demo never mixes its
-    numbers into a terminal's records.
+    The station is the one `kiosk run` builds (kiosk.station.build_station), simulated, on a
+    simulated clock, with the virtual printer and its own store in ``out_dir/state`` so that a demo
+    never mixes its numbers into a terminal's records. The session's own guidance timeout is
+    ``max_sim_s``: the limit the help names is the one that stops it.
     """
-    from kiosk.capture.live import LiveLoop
-    from kiosk.capture.photo_adapter import PhotoMaker, documents, thresholds
-    from kiosk.capture.rules import load_rules
-    from kiosk.capture.session import Session, State
-    from kiosk.hw.lights import Lights, pin_factory
-    from kiosk.hw.printer import open_printer
-    from kiosk.receipt.wiring import ReceiptService, cities_for
-    from kiosk.sim.scene import SimCamera, SimSubject
-    from kiosk.vision import FaceAnalyzer
+    from kiosk.capture.session import State
+    from kiosk.station import SimClock, build_station, open_printer
 
     wall0 = time.monotonic()
     out_dir = Path(out_dir)
+    profile, city = _document(cfg, profile, city)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise KioskError(f"demo: cannot create {out_dir}: {exc.strerror or exc}") from None
-    docs = documents(cities_for)
-    profile = profile or cfg.session.default_profile
-    doc = next((d for d in docs if d["id"] == profile), None)
-    if doc is None:
-        raise KioskError(f"demo: unknown document {profile!r} (known: {', '.join(d['id'] for d in docs)})")
-    city = city or (doc["cities"][0] if doc["cities"] else "")
-    if doc["cities"] and city not in doc["cities"]:
-        raise KioskError(
-            f"demo: {profile} receipts are not issued for {city!r} (cities: {', '.join(doc['cities'])})"
-        )
-    demo_cfg = replace(cfg, state_dir=out_dir / "state")
-    receipts = ReceiptService(demo_cfg, printer=open_printer("virtual", "", cfg.receipt.paper_mm))
-    clock = SimClock()
-    lights = Lights.from_config(cfg.hardware, pin_factory(sim=True))
-    analyzer = FaceAnalyzer(cfg.vision)
-    subject = SimSubject(seed=seed)
-    camera = SimCamera.from_config(
-        cfg.hardware, levels=lambda: lights.levels, analyzer=analyzer, realtime=False, subject=subject
+    demo_cfg = replace(
+        cfg, state_dir=out_dir / "state", session=replace(cfg.session, guidance_timeout_s=max_sim_s)
     )
-    subject.leave()
-    live = LiveLoop(analyzer, load_rules(), lights)
-    result = DemoResult(profile=profile, city=city)
+    clock = SimClock()
     photo_path = out_dir / "photo.jpg"
 
-    def hand_over(jpeg: bytes, prof: str, chosen_city: str) -> dict[str, Any]:
-        try:
-            photo_path.write_bytes(jpeg)  # a copy to look at; the store keeps the record's own
-        except OSError as exc:
-            raise KioskError(f"demo: cannot write {photo_path}: {exc.strerror or exc}") from None
-        return receipts.hand_over(jpeg, prof, chosen_city)
+    def keep_a_copy(hand_over: Any) -> Any:
+        def wrapped(jpeg: bytes, prof: str, chosen_city: str) -> dict[str, Any]:
+            try:
+                photo_path.write_bytes(jpeg)  # a copy to look at; the store keeps the record's own
+            except OSError as exc:
+                raise KioskError(f"demo: cannot write {photo_path}: {exc.strerror or exc}") from None
+            return hand_over(jpeg, prof, chosen_city)
 
-    session = Session(
-        cfg.session, camera, live, PhotoMaker(cfg.vision), hand_over, docs, thresholds, clock=clock
+        return wrapped
+
+    station = build_station(
+        demo_cfg,
+        sim=True,
+        clock=clock,
+        realtime=False,
+        printer=open_printer("virtual", "", cfg.receipt.paper_mm),
+        hand_over=keep_a_copy,
+        seed=seed,
     )
+    session, live, lights, receipts = station.session, station.live, station.lights, station.receipts
+    result = DemoResult(profile=profile, city=city, face=station.face_name)
+    if progress is not None:
+        progress(f"kiosk demo: a simulated session on {result.face}, document {profile}, city {city}")
 
     def on_transition(old: State, new: State) -> None:
         result.states.append({"t": round(clock.t, 2), "state": new.value})
-        if new is State.CHOOSE:
-            subject.arrive()
-        elif new is State.IDLE:
-            subject.leave()
-        elif new is State.CAPTURE:
+        if new is State.CAPTURE:
             result.lights = lights.levels  # the light the photo is taken in
             m = live.lighting.last
             if m is not None:
                 result.lighting["capture_balance"] = round(m.balance, 3)
                 result.lighting["capture_exposure"] = round(m.mean, 1)
         elif new is State.REVIEW and session.photo is not None:
-            result.checks = session.photo.checks
+            result.checks = [c.to_json() for c in session.photo.checks]
+            result.compliant = session.photo.compliant
         if progress is not None:
             why = ""
             if old is State.CAPTURE and new is State.GUIDANCE and session.message:
@@ -156,12 +180,13 @@ def run_demo(
 
     session.listeners.append(on_transition)
     dt = 1.0 / cfg.hardware.fps
-    camera_dt = dt
     last_prompt: str | None = None
     session.post("start")
     started = False
+    # a hard bound on the loop, past the session's own timeouts (choose, consent, review, guidance)
+    hard_stop = max_sim_s + 2 * cfg.session.idle_timeout_s + cfg.session.failsafe_s
     try:
-        while clock.t < max_sim_s:
+        while True:
             st = session.state
             if st is State.CHOOSE and not started:
                 session.post("choose", profile=profile, city=city)
@@ -170,7 +195,7 @@ def run_demo(
                 started = True
             elif st is State.REVIEW:
                 session.post("accept")
-            session.step()
+            station.step()  # the session's turn, then the simulated citizen reads the screen
             m = live.lighting.last
             if m is not None and "first_balance" not in result.lighting:
                 result.lighting.update(
@@ -193,7 +218,6 @@ def run_demo(
                     )
             g = live.last if session.state in (State.GUIDANCE, State.COUNTDOWN) else None
             prompt = g.prompt if g is not None else None
-            subject.hear(prompt)
             if prompt is not None and prompt != last_prompt:
                 text = g.text or {}
                 result.prompts.append(
@@ -206,10 +230,14 @@ def run_demo(
                 break
             if session.state is State.FAILSAFE:
                 msg = session.message or {}
-                raise KioskError(f"demo: the session failed: {msg.get('detail') or msg.get('en')}")
-            clock.t += camera_dt
-        else:
-            raise KioskError(f"demo: no accepted photo within {max_sim_s:g} simulated seconds")
+                result.outcome, result.reason = "failsafe", str(msg.get("detail") or msg.get("en"))
+                raise DemoFailed(f"demo: the session failed: {result.reason}", result)
+            if (started and session.state is State.IDLE) or clock.t >= hard_stop:
+                result.outcome = "timeout"
+                result.reason = f"no accepted photo within {max_sim_s:g} simulated seconds"
+                raise DemoFailed(f"demo: {result.reason}", result)
+            clock.t += dt
+        result.outcome = "done"
         result.handover = session.result
         result.photo = str(photo_path)
         result.number = (session.result or {}).get("number")
@@ -221,14 +249,43 @@ def run_demo(
         except OSError as exc:
             raise KioskError(f"demo: cannot write the slip: {exc.strerror or exc}") from None
         result.slip, result.escpos = str(slip_path), str(escpos_path)
-        result.compliant = bool(result.checks) and all(
-            c["passed"] for c in result.checks if c.get("severity", "error") == "error"
-        )
-        result.frames = camera.index
+        result.frames = station.camera.index
     finally:
         result.sim_seconds = clock.t
         result.wall_seconds = time.monotonic() - wall0
-        lights.close()
-        camera.close()
-        receipts.close()
+        station.close()
+        station.close_receipts()
     return result
+
+
+def demo_command(
+    cfg: Config, out: Path, profile: str | None = None, city: str | None = None, as_json: bool = False
+) -> int:
+    """`kiosk demo`: progress and a summary for a person, or one JSON object (also on failure)."""
+
+    def say(line: str) -> None:
+        if not as_json:
+            print(line, flush=True)
+
+    try:
+        result = run_demo(cfg, out, profile=profile, city=city, progress=say)
+    except DemoFailed as exc:
+        if not as_json:
+            raise
+        print(f"kiosk: {exc}", file=sys.stderr)
+        sys.stdout.write(json.dumps(exc.result.to_json(), ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+        return exc.exit_code
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    else:
+        verdict = "compliant" if result.compliant else "NOT compliant"
+        say(
+            f"photo: {result.photo} ({verdict}); {len(result.prompts)} prompts, "
+            f"{result.sim_seconds:.1f} s simulated in {result.wall_seconds:.1f} s"
+        )
+        printed = (result.handover or {}).get("printed")
+        say(f"image number: {result.number} ({result.city}){'' if printed else ', slip NOT printed'}")
+        say(f"slip: {result.slip} (ESC/POS bytes: {result.escpos})")
+    return 0 if result.compliant else 1

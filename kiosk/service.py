@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from kiosk import __version__
-from kiosk.capture.session import LIVE, Session, State
-from kiosk.config import Config
+from kiosk.capture.session import LIVE, State
+from kiosk.config import Config, remember_started
 from kiosk.errors import KioskError
 
 log = logging.getLogger("kiosk.service")
@@ -33,30 +33,41 @@ RESTART_EXIT = 75  # not 0: kiosk.service has Restart=on-failure
 
 
 class FleetHooks:
-    """sd_notify and the update-inhibit lock from kiosk.fleet, when that package is present."""
+    """sd_notify, the watchdog and the update-inhibit lock from kiosk.fleet, when that package is present.
+
+    The keep-alive pacing and the start-up checks are kiosk.fleet.health's (one implementation,
+    tested there): the main loop calls ``watchdog`` once per turn, and READY carries a STATUS naming
+    any degraded component.
+    """
 
     def __init__(self, state_dir: Path):
         self.state_dir = state_dir
         self._inhibit: contextlib.ExitStack | None = None
         try:
+            from kiosk.fleet.health import Watchdog
             from kiosk.fleet.sdnotify import Notifier
 
             self.notifier: Any = Notifier(unset_environment=True)
+            # without WatchdogSec= from systemd, a keep-alive every 5 s is harmless and keeps the
+            # loop's liveness visible to a supervisor that polls
+            interval = None if self.notifier.watchdog_usec else 5.0
+            self._watchdog: Any = Watchdog(self.notifier, interval=interval)
         except ImportError:  # fleet not installed: nothing to tell
-            self.notifier = None
-        usec = getattr(self.notifier, "watchdog_usec", None)
-        self.watchdog_every = (usec / 1e6) / 2 if usec else 5.0
-        self._last_watchdog = 0.0
+            self.notifier = self._watchdog = None
 
-    def ready(self, status: str) -> None:
-        if self.notifier is not None:
-            self.notifier.ready(status)
+    def ready(self, checks: dict[str, Any]) -> str:
+        """Run the start-up checks (the store is required) and send READY with their STATUS line."""
+        if self.notifier is None:
+            return "ready"
+        from kiosk.fleet.health import announce_ready, run_startup_checks
+
+        report = run_startup_checks(checks, required={"store"})
+        announce_ready(self.notifier, report)
+        return report.status_line()
 
     def watchdog(self) -> None:
-        now = time.monotonic()
-        if self.notifier is not None and now - self._last_watchdog >= self.watchdog_every:
-            self.notifier.watchdog()
-            self._last_watchdog = now
+        if self._watchdog is not None:
+            self._watchdog.beat()
 
     def session_changed(self, old: State, new: State) -> None:
         """Hold the update-inhibit lock from the first touch until the session is back in idle."""
@@ -84,17 +95,9 @@ class Service:
     """Everything `kiosk run` starts; ``run`` until ``stop`` (or SIGTERM)."""
 
     def __init__(self, cfg: Config, sim: bool = False, port: int | None = None, realtime: bool = True):
-        from kiosk.capture.live import LiveLoop
-        from kiosk.capture.photo_adapter import PhotoMaker, documents, thresholds
-        from kiosk.capture.rules import load_rules
-        from kiosk.hw.buttons import Buttons
-        from kiosk.hw.camera import open_camera
-        from kiosk.hw.lights import Lights, pin_factory
-        from kiosk.receipt.wiring import ReceiptService, cities_for
         from kiosk.service_api import ServiceApi, socket_path
-        from kiosk.sim.scene import SimCamera
+        from kiosk.station import build_station
         from kiosk.ui.server import UiServer
-        from kiosk.vision import FaceAnalyzer
 
         self.cfg, self.sim = cfg, sim
         self.started = time.monotonic()
@@ -103,53 +106,20 @@ class Service:
             cfg.state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise KioskError(f"state directory {cfg.state_dir}: {exc.strerror or exc}") from None
-        factory = pin_factory(sim)
-        self.lights = Lights.from_config(cfg.hardware, factory)
-        self.analyzer = FaceAnalyzer(cfg.vision)
-
-        def camera() -> Any:
-            cam = open_camera(
-                cfg.hardware, sim=sim, levels=lambda: self.lights.levels, face_analyzer=self.analyzer
-            )
-            if isinstance(cam, SimCamera):
-                cam.realtime = realtime
-                session = getattr(self, "session", None)
-                if session is None or session.state is State.IDLE:
-                    cam.subject.leave()  # nobody there until a session starts
-            return cam
-
-        self.camera = camera()
-        self.live = LiveLoop(self.analyzer, load_rules(), self.lights)
-        # the receipt step: store, number authority and printer; finish what a power cut interrupted
-        self.receipts = ReceiptService(cfg)
-        recovered = self.receipts.recover()
-        if any(recovered.values()):
-            log.info("recovered after an interruption: %s", recovered)
-        self.session = Session(
-            cfg.session,
-            self.camera,
-            self.live,
-            PhotoMaker(cfg.vision, None),
-            self.receipts.hand_over,
-            documents(cities_for),
-            thresholds,
-            reopen_camera=camera,
-            preflight=self._preflight,
-        )
-        self.lights.set(self.live.lighting.idle())
+        self.station = build_station(cfg, sim, realtime=realtime, preflight=self._preflight)
+        st = self.station
+        self.lights, self.analyzer, self.live = st.lights, st.analyzer, st.live
+        self.receipts, self.session, self.buttons = st.receipts, st.session, st.buttons
         self.fleet = FleetHooks(cfg.state_dir)
         self.session.listeners.append(self.fleet.session_changed)
-        self.session.listeners.append(self._sim_citizen)
-        self.buttons = Buttons.from_config(
-            cfg.hardware, lambda name: self.session.post(name, "button"), factory
-        )
         ui_port = cfg.session.ui_port if port is None else port
         try:
             self.ui = UiServer(
                 self.session.hub, self.session.post, cfg.session.ui_host, ui_port, cfg.hardware.fps
             )
         except OSError as exc:
-            self._close_hardware()
+            self.station.close()
+            self.receipts.close()
             raise KioskError(
                 f"UI: cannot listen on {cfg.session.ui_host}:{ui_port}: {exc.strerror or exc}"
             ) from None
@@ -167,22 +137,18 @@ class Service:
         return None if refusal is None else {"zh": refusal[0], "en": refusal[1]}
 
     def _console_handlers(self) -> Any:
-        """The maintenance console's commands, served on the service API (kiosk.console)."""
-        from kiosk.console.handlers import ConsoleContext, register_console_handlers, systemctl_power
+        """The maintenance console's commands, served on the service API (kiosk.maintenance)."""
         from kiosk.fleet.manage import make_updater
+        from kiosk.maintenance import MaintenanceContext, register_console_handlers, systemctl_power
 
         cfg = self.cfg
-        config_path = os.environ.get("KIOSK_CONFIG") or (
-            "/etc/kiosk/kiosk.toml" if Path("/etc/kiosk/kiosk.toml").exists() else None
-        )
         try:
             updater = make_updater(cfg.fleet, cfg.state_dir)
         except (KioskError, OSError) as exc:
             log.warning("updater not available to the console: %s", exc)
             updater = None
-        ctx = ConsoleContext(
-            state_dir=cfg.state_dir,
-            config_path=Path(config_path) if config_path else None,
+        ctx = MaintenanceContext(
+            config=cfg,
             store=self.receipts.store,
             session=self.session,
             lights=self.lights,
@@ -223,16 +189,6 @@ class Service:
                     "background pass: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 )
 
-    def _sim_citizen(self, old: State, new: State) -> None:
-        """With the simulated camera, a simulated citizen steps up when a session starts."""
-        subject = getattr(self.session.camera, "subject", None)
-        if subject is None:
-            return
-        if new is State.CHOOSE and old is State.IDLE:
-            subject.arrive()
-        elif new is State.IDLE:
-            subject.leave()
-
     def status(self) -> dict[str, Any]:
         """The service API's `status`: no personal data."""
         cam = self.session.camera
@@ -259,17 +215,27 @@ class Service:
                 f"service API: cannot listen on {self.api_path}: {exc.strerror or exc}"
             ) from None
         self._background.start()
-        self.fleet.ready(f"kiosk {__version__}: UI on {self.ui.url}")
-        log.info("service ready: UI %s, API %s", self.ui.url, self.api_path)
+        status = self.fleet.ready(self._startup_checks())
+        remember_started(self.cfg)  # the technician's file that started: the fallback from now on
+        log.info("service %s: UI %s, API %s", status, self.ui.url, self.api_path)
         return self
 
+    def _startup_checks(self) -> dict[str, Any]:
+        """What READY vouches for: the store answers (required), the camera and printer respond."""
+
+        def printer() -> None:
+            st = self.receipts.printer.status()
+            if st is not None and st.fault:
+                raise KioskError(st.fault)
+
+        return {
+            "store": lambda: self.receipts.store.counters(),
+            "camera": lambda: self.session.camera.describe(),
+            "printer": printer,
+        }
+
     def step(self) -> None:
-        s = self.session
-        s.step()
-        subject = getattr(s.camera, "subject", None)
-        if subject is not None:  # the simulated citizen reads the screen
-            g = s.live.last if s.state in (State.GUIDANCE, State.COUNTDOWN) else None
-            subject.hear(g.prompt if g is not None else None)
+        self.station.step()  # the session's turn, and the simulated citizen's when there is one
         self.fleet.watchdog()
 
     def run(self) -> None:
@@ -291,11 +257,7 @@ class Service:
         self.receipts.close()
 
     def _close_hardware(self) -> None:
-        self.buttons.close()
-        self.live.stop()
-        self.lights.off()
-        self.lights.close()
-        self.session.camera.close()
+        self.station.close()
 
 
 def run_service(cfg: Config, sim: bool = False, port: int | None = None) -> int:

@@ -12,8 +12,9 @@ import pytest
 from kiosk.capture.lighting import measure_light
 from kiosk.config import HardwareConfig
 from kiosk.errors import InputError
-from kiosk.hw.camera import CameraError, open_camera
+from kiosk.hw.camera import CameraError
 from kiosk.hw.camera_file import FileCamera
+from kiosk.hw.cameras import open_camera
 from kiosk.sim.scene import BAD_START, Scene, SimCamera, SimSubject
 
 
@@ -139,12 +140,12 @@ def test_failing_sim_camera_raises_camera_error(sim):
 
 
 def test_auto_without_a_device_selects_the_simulation_and_says_so(analyzer, caplog, monkeypatch):
-    import kiosk.hw.camera as cam_mod
+    import kiosk.hw.cameras as cam_mod
 
     monkeypatch.setattr(cam_mod, "picamera2_present", lambda: False)
     cfg = HardwareConfig(camera="auto", camera_device="/dev/no-such-video")
     with caplog.at_level(logging.INFO, logger="kiosk.hw.camera"):
-        cam = open_camera(cfg, face_analyzer=analyzer)
+        cam = open_camera(cfg, simulated=lambda: SimCamera.from_config(cfg, analyzer=analyzer))
     assert cam.name == "sim"
     text = caplog.text
     assert "using the simulated camera" in text and "camera backend: {'backend': 'sim'" in text

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from kiosk.config import HardwareConfig
-from kiosk.hw.camera import CameraError, open_camera
+from kiosk.hw.camera import CameraError
+from kiosk.hw.cameras import open_camera
 
 
 class FakeRequest:

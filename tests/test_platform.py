@@ -132,8 +132,8 @@ def test_outbox_uploads_local_numbers_polls_review_and_starts_retention(server, 
 
 
 def test_recovery_after_a_crash_between_upload_and_commit_gets_the_same_number(server, tmp_path):
-    from kiosk.hw.printer import open_printer
     from kiosk.receipt.issue import recover
+    from kiosk.station import open_printer
 
     c = _client(server.url)
     authority = PlatformAuthority(c, "001")

@@ -135,9 +135,10 @@ def test_config_receipt_keys_are_validated(tmp_path, capsys):
 def test_receipt_service_hand_over_recover_and_cities(tmp_path):
     from kiosk.config import load_config
     from kiosk.receipt.wiring import ReceiptService, cities_for
+    from kiosk.station import printer_from_config
 
     cfg = load_config(None, tmp_path)
-    svc = ReceiptService(cfg)
+    svc = ReceiptService(cfg, printer=printer_from_config(cfg))
     try:
         assert svc.ready() is None and svc.recover()["abandoned"] == 0
         out = svc.hand_over(jpeg(), "driving_licence", "shenzhen")

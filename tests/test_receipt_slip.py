@@ -8,11 +8,11 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from kiosk.hw.printer import open_printer
 from kiosk.receipt.authority import LocalAuthority
 from kiosk.receipt.issue import issue_receipt, reprint
 from kiosk.receipt.layouts import load_layouts, parse_layouts
 from kiosk.sim.printer import EscPosError, render
+from kiosk.station import open_printer
 from kiosk.store import Store
 from tests.test_receipt_support import jpeg
 

@@ -160,13 +160,11 @@ class Printer:
 
 
 def open_printer(kind: str, target: str = "", paper_mm: int = 58) -> Printer:
-    """A printer from configuration: virtual, file PATH, usb VID:PID, serial DEV[:BAUD],
-    network HOST[:PORT].
+    """A real printer from configuration: file PATH, usb VID:PID, serial DEV[:BAUD], network
+    HOST[:PORT] (``virtual`` is kiosk.sim's, opened by kiosk.station.open_printer).
     """
-    if kind == "virtual":
-        from kiosk.sim.printer import VirtualPrinter
-
-        return Printer(VirtualPrinter(paper_mm=paper_mm), answers_status=True, name="virtual")
+    if kind == "virtual":  # the simulator's; drivers do not know it
+        raise KioskError("printer kind virtual is simulated: open it with kiosk.station.open_printer")
     try:
         if kind == "file":
             from escpos.printer import File

@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from kiosk.errors import KioskError
 from kiosk.fonts import cjk_font_path
+from kiosk.hw.printer import Printer
 
 PAPER_DOTS = {58: 384, 80: 576}
 CELL_W, CELL_H = 12, 24  # font A: ASCII 12x24 dots; GB18030 characters 24x24
@@ -560,3 +561,8 @@ def render(data: bytes, paper_mm: int = 58) -> list[Image.Image]:
     if vp._pending:
         raise EscPosError(f"the stream ends inside a command ({len(vp._pending)} bytes left over)")
     return vp.slips()
+
+
+def open_virtual(paper_mm: int = 58) -> Printer:
+    """The virtual printer behind the same Printer the real ones use (it answers status queries)."""
+    return Printer(VirtualPrinter(paper_mm=paper_mm), answers_status=True, name="virtual")
