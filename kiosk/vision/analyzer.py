@@ -16,10 +16,10 @@ import numpy as np
 from kiosk.config import VisionConfig
 from kiosk.errors import InputError
 from kiosk.vision import measures
-from kiosk.vision.detector import FaceDetector
+from kiosk.vision.detector import FULL_RANGE, FaceDetector, iou
 from kiosk.vision.geometry import Roi
 from kiosk.vision.imageio import load_image, original_size
-from kiosk.vision.iris import IrisModel, gaze
+from kiosk.vision.iris import EyeLandmarks, IrisModel, gaze
 from kiosk.vision.landmarks import FaceMesh, roi_from_detection, roi_from_landmarks
 from kiosk.vision.pose import head_pose
 from kiosk.vision.types import Analysis, Detection, Face
@@ -34,6 +34,7 @@ class FaceAnalyzer:
         self.detector = FaceDetector(n, self.config.min_detection_score)
         self.mesh = FaceMesh(n)
         self._iris: IrisModel | None = None
+        self._full_range: FaceDetector | None = None
         self._roi: Roi | None = None  # tracked ROI of the previous frame
 
     @property
@@ -42,19 +43,46 @@ class FaceAnalyzer:
             self._iris = IrisModel(self.config.num_threads)
         return self._iris
 
-    def analyze(self, rgb: np.ndarray, iris: bool | None = None) -> Analysis:
-        """Every face in a still image, largest first."""
+    @property
+    def full_range(self) -> FaceDetector:
+        if self._full_range is None:  # loaded on first use: the tracked video path does not need it
+            self._full_range = FaceDetector(self.config.num_threads, spec=FULL_RANGE)
+        return self._full_range
+
+    def detect_all(self, rgb: np.ndarray, full_range: bool = True) -> list[Detection]:
+        """Every face in view: the short-range detections plus the full-range detector's others.
+
+        The short-range model places close faces best (the mesh ROI follows it, as MediaPipe's
+        FaceMesh does); the full-range one adds the small faces it misses (a second person behind).
+        A face counts when at least half of its box lies inside the image (see ``in_view``).
+        """
+        dets = self.detector.detect(rgb)
+        for d in self.full_range.detect(rgb) if full_range else []:
+            if all(iou(d.box, k.box) <= OVERLAP_IOU for k in dets):
+                dets.append(d)
+        return [d for d in dets if in_view(d.box, rgb.shape[1], rgb.shape[0])]
+
+    def count_faces(self, rgb: np.ndarray) -> int:
+        """How many faces are in view (full-range detector only): the periodic live check."""
+        return sum(in_view(d.box, rgb.shape[1], rgb.shape[0]) for d in self.full_range.detect(rgb))
+
+    def analyze(self, rgb: np.ndarray, iris: bool | None = None, full_range: bool = True) -> Analysis:
+        """Every face in a still image, largest first (both detectors: see ``detect_all``).
+
+        ``full_range=False`` runs the short-range detector only, as MediaPipe's FaceMesh does."""
         use_iris = self.config.iris if iris is None else iris
         faces = []
-        for det in self.detector.detect(rgb):
+        for det in self.detect_all(rgb, full_range):
             face = self._face(rgb, roi_from_detection(det), det, use_iris)
             if face is not None:
                 faces.append(face)
         faces.sort(key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
         return Analysis(width=rgb.shape[1], height=rgb.shape[0], faces=faces)
 
-    def track(self, rgb: np.ndarray, iris: bool = False) -> Analysis:
-        """One face followed across frames; the detector runs only when tracking is lost."""
+    def track(self, rgb: np.ndarray, iris: bool = True) -> Analysis:
+        """One face followed across frames; the detector runs only when tracking is lost.
+
+        The iris model runs on both eyes by default: live guidance needs the eye state."""
         face = None
         if self._roi is not None:
             face = self._face(rgb, self._roi, None, iris)
@@ -83,22 +111,46 @@ class FaceAnalyzer:
         )
 
 
+OVERLAP_IOU = 0.3  # a full-range detection overlapping a short-range one this much is the same face
+IN_VIEW_MIN = 0.5  # share of a face's box inside the image for the face to count
+
+
+def in_view(box: tuple[float, float, float, float], width: int, height: int) -> bool:
+    """A partial face at the edge counts when at least half of its box is inside the image.
+
+    Less than that is a sliver (a cheek, an ear) that neither the photo nor a person counting
+    faces would call a second face; more is a second person standing at the edge of the view.
+    """
+    x0, y0, x1, y1 = box
+    area = max(x1 - x0, 0.0) * max(y1 - y0, 0.0)
+    if area <= 0:
+        return False
+    inside = max(min(x1, width) - max(x0, 0.0), 0.0) * max(min(y1, height) - max(y0, 0.0), 0.0)
+    return inside / area >= IN_VIEW_MIN
+
+
 def describe(
     lm: np.ndarray,
     presence: float,
     det: Detection | None,
     size: tuple[int, int],
-    iris: np.ndarray | None = None,
+    eyes: EyeLandmarks | None = None,
 ) -> Face:
     """All measures of one face from its landmarks (pure: no model runs here)."""
+    iris = eyes.iris if eyes is not None else None
     centres = measures.eye_centers(lm, iris)
+    if eyes is not None:
+        openness = measures.eyelid_aperture(eyes.contours)
+        state = (measures.eye_state(openness[0]), measures.eye_state(openness[1]))
+    else:
+        openness, state = measures.eye_openness(lm), None
     return Face(
         detection=det,
         landmarks=lm,
         presence=presence,
         box=measures.landmark_box(lm),
         pose=head_pose(lm, size),
-        eye_openness=measures.eye_openness(lm),
+        eye_openness=openness,
         mouth_openness=measures.mouth_openness(lm),
         eye_centers=centres,
         inter_eye_distance=float(np.hypot(*(centres[1] - centres[0]))),
@@ -106,6 +158,8 @@ def describe(
         crown=measures.crown(lm),
         iris=iris,
         gaze=gaze(lm, iris) if iris is not None else None,
+        eye_contours=eyes.contours if eyes is not None else None,
+        eye_state=state,
     )
 
 
@@ -119,8 +173,10 @@ def rescale(analysis: Analysis, factor: float, width: int, height: int) -> Analy
         if det is not None:
             det = Detection(tuple(v * factor for v in det.box), det.score, det.keypoints * factor)
         lm = f.landmarks * factor
-        iris = f.iris * factor if f.iris is not None else None
-        faces.append(describe(lm, f.presence, det, (width, height), iris))
+        eyes = None
+        if f.iris is not None and f.eye_contours is not None:
+            eyes = EyeLandmarks(f.eye_contours * factor, f.iris * factor)
+        faces.append(describe(lm, f.presence, det, (width, height), eyes))
     return Analysis(width=width, height=height, faces=faces, scale=1.0 / factor)
 
 

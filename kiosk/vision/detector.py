@@ -1,11 +1,16 @@
-"""BlazeFace short-range face detector: anchors, decoding and weighted NMS as MediaPipe does it.
+"""BlazeFace face detectors (short range and full range): anchors, decoding and weighted NMS as
+MediaPipe does it.
 
-The constants are those of MediaPipe's face_detection_short_range graph (SsdAnchorsCalculator and
-TensorsToDetectionsCalculator options) so that boxes and keypoints match the reference.
+The constants are those of MediaPipe's face_detection_short_range and face_detection_full_range
+graphs (SsdAnchorsCalculator and TensorsToDetectionsCalculator options) so that boxes and
+keypoints match the reference. The short-range model (128 px input) sees faces within about 2 m
+of a phone camera; in a photo of a hall it misses the small faces behind. The full-range model
+(192 px, one 48x48 anchor grid) finds faces down to about 5 % of the image: it counts the people.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
@@ -15,26 +20,43 @@ from kiosk.vision.geometry import Roi, crop
 from kiosk.vision.runtime import Model, models_dir
 from kiosk.vision.types import Detection
 
-INPUT_SIZE = 128
-STRIDES = (8, 16, 16, 16)
-MIN_SCALE, MAX_SCALE = 0.1484375, 0.75
 SCORE_CLIP = 100.0
 NMS_IOU = 0.3
 NUM_KEYPOINTS = 6
 
 
-@lru_cache(maxsize=1)
-def anchors() -> np.ndarray:
-    """(896, 2) anchor centres in [0,1]; fixed anchor size 1, two anchors per location and layer."""
+@dataclass(frozen=True)
+class DetectorSpec:
+    """One BlazeFace variant: its model file and its graph's anchor and decoding options."""
+
+    model: str
+    input_size: int
+    strides: tuple[int, ...]
+    anchors_per_layer: int  # 2 with interpolated_scale_aspect_ratio = 1, 1 when it is 0
+    min_score: float  # the graph's min_score_thresh
+
+
+SHORT_RANGE = DetectorSpec("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2, 0.5)
+FULL_RANGE = DetectorSpec("face_detection_full_range_sparse.tflite", 192, (4,), 1, 0.6)
+
+# the short-range constants, as before (tests and callers use them)
+INPUT_SIZE = SHORT_RANGE.input_size
+STRIDES = SHORT_RANGE.strides
+
+
+@lru_cache(maxsize=4)
+def anchors(spec: DetectorSpec = SHORT_RANGE) -> np.ndarray:
+    """(N, 2) anchor centres in [0,1]; fixed anchor size 1 (896 short range, 2304 full range)."""
+    strides = spec.strides
     out = []
     layer = 0
-    while layer < len(STRIDES):
-        # layers sharing a stride share one feature map; each contributes 2 anchors per cell
+    while layer < len(strides):
+        # layers sharing a stride share one feature map; each contributes its anchors per cell
         last = layer
-        while last < len(STRIDES) and STRIDES[last] == STRIDES[layer]:
+        while last < len(strides) and strides[last] == strides[layer]:
             last += 1
-        per_cell = 2 * (last - layer)
-        fm = int(np.ceil(INPUT_SIZE / STRIDES[layer]))
+        per_cell = spec.anchors_per_layer * (last - layer)
+        fm = int(np.ceil(spec.input_size / strides[layer]))
         ys, xs = np.mgrid[0:fm, 0:fm]
         centres = np.stack([(xs + 0.5) / fm, (ys + 0.5) / fm], axis=-1).reshape(-1, 2)
         out.append(np.repeat(centres, per_cell, axis=0))
@@ -48,7 +70,9 @@ def letterbox_roi(width: int, height: int) -> Roi:
     return Roi(width / 2.0, height / 2.0, side, side, 0.0)
 
 
-def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+def decode(
+    raw_boxes: np.ndarray, raw_scores: np.ndarray, min_score: float, spec: DetectorSpec = SHORT_RANGE
+) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (N,4 as x0,y0,x1,y1) + keypoints (N,6,2) in [0,1] of the input tensor, and scores."""
     scores = 1.0 / (
         1.0 + np.exp(-np.clip(raw_scores.reshape(-1).astype(np.float64), -SCORE_CLIP, SCORE_CLIP))
@@ -56,14 +80,19 @@ def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, min_score: float) -> t
     keep = scores >= min_score
     if not np.any(keep):
         return np.zeros((0, 4 + 2 * NUM_KEYPOINTS), np.float32), np.zeros(0, np.float32)
-    raw = raw_boxes.reshape(-1, 16)[keep] / INPUT_SIZE
-    anc = anchors()[keep]
+    raw = raw_boxes.reshape(-1, 16)[keep] / spec.input_size
+    anc = anchors(spec)[keep]
     cx = raw[:, 0] + anc[:, 0]
     cy = raw[:, 1] + anc[:, 1]
     w, h = raw[:, 2], raw[:, 3]
     kp = raw[:, 4:].reshape(-1, NUM_KEYPOINTS, 2) + anc[:, None, :]
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
     return np.concatenate([boxes, kp.reshape(-1, 2 * NUM_KEYPOINTS)], axis=1), scores[keep]
+
+
+def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    return float(_iou(np.asarray(a[:4], float), np.asarray([b[:4]], float))[0])
 
 
 def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
@@ -101,17 +130,21 @@ def weighted_nms(
 
 
 class FaceDetector:
-    """All faces in an RGB image, in image pixels."""
+    """All faces in an RGB image, in image pixels (short range unless given another spec)."""
 
-    def __init__(self, num_threads: int = 2, min_score: float = 0.5):
-        self.model = Model(models_dir() / "face_detection_short_range.tflite", num_threads)
-        self.min_score = min_score
+    def __init__(
+        self, num_threads: int = 2, min_score: float | None = None, spec: DetectorSpec = SHORT_RANGE
+    ):
+        self.spec = spec
+        self.model = Model(models_dir() / spec.model, num_threads)
+        self.min_score = spec.min_score if min_score is None else min_score
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
+        size = self.spec.input_size
         roi = letterbox_roi(rgb.shape[1], rgb.shape[0])
-        img = crop(rgb, roi, INPUT_SIZE, INPUT_SIZE, border=cv2.BORDER_CONSTANT)
+        img = crop(rgb, roi, size, size, border=cv2.BORDER_CONSTANT)
         raw_boxes, raw_scores = self.model.run_uint8(img, 2.0 / 255.0, -1.0)  # [-1, 1] as trained
-        dets, scores = decode(raw_boxes, raw_scores, self.min_score)
+        dets, scores = decode(raw_boxes, raw_scores, self.min_score, self.spec)
         # tensor coordinates [0,1] -> image pixels (letterbox removal; the ROI is axis-aligned)
         x0, y0 = roi.cx - roi.width / 2, roi.cy - roi.height / 2
         faces = []

@@ -1,28 +1,39 @@
-"""Iris landmarks on each eye (MediaPipe iris model): pupil centres and gaze.
+"""Iris landmarks on each eye (MediaPipe iris model): the eyelid contour, pupil centres and gaze.
 
 Eye ROIs as MediaPipe's iris graph builds them: from the two eye corners, squared on their
 horizontal extent and scaled by 2.3; the second eye is mirrored so the model sees a left eye.
+The model's 71-point eye contour follows the eyelids (the 468-point mesh does not: it keeps an
+open almond on closed eyes), so the eye state is measured on it.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from kiosk.vision.geometry import crop, crop_to_image, rotation_from_points, square_roi
+from kiosk.vision.mesh import IRIS_EYES as EYES
 from kiosk.vision.runtime import Model, models_dir
 
 INPUT_SIZE = 64
 ROI_SCALE = 2.3
-EYES = ((33, 133, False), (362, 263, True))  # (start corner, end corner, mirrored) image-left eye first
+CONTOUR_POINTS = 71
+
+
+class EyeLandmarks(NamedTuple):
+    contours: np.ndarray  # (2, 71, 2) eye contour (lid margin first, see mesh.CONTOUR_*), pixels
+    iris: np.ndarray  # (2, 5, 2) iris centre and 4 boundary points, pixels
 
 
 class IrisModel:
     def __init__(self, num_threads: int = 2):
         self.model = Model(models_dir() / "iris_landmark.tflite", num_threads)
 
-    def run(self, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        """(2, 5, 2) iris centre and 4 boundary points per eye, image-left eye first, in pixels."""
-        out = np.zeros((2, 5, 2))
+    def run(self, rgb: np.ndarray, landmarks: np.ndarray) -> EyeLandmarks:
+        """Both eyes' contour and iris points, image-left eye first, in image pixels."""
+        contours = np.zeros((2, CONTOUR_POINTS, 2))
+        irises = np.zeros((2, 5, 2))
         for i, (a, b, mirrored) in enumerate(EYES):
             p0, p1 = landmarks[a, :2], landmarks[b, :2]
             lo, hi = np.minimum(p0, p1), np.maximum(p0, p1)
@@ -30,12 +41,15 @@ class IrisModel:
             patch = crop(rgb, roi, INPUT_SIZE, INPUT_SIZE)
             if mirrored:
                 patch = patch[:, ::-1]
-            _, iris = self.model(np.ascontiguousarray(patch, dtype=np.float32) * (1.0 / 255.0))
-            pts = iris.reshape(5, 3)[:, :2].astype(np.float64)
+            contour, iris = self.model(np.ascontiguousarray(patch, dtype=np.float32) * (1.0 / 255.0))
+            pts = np.concatenate(
+                [contour.reshape(CONTOUR_POINTS, 3)[:, :2], iris.reshape(5, 3)[:, :2]]
+            ).astype(np.float64)
             if mirrored:
                 pts[:, 0] = INPUT_SIZE - pts[:, 0]
-            out[i] = crop_to_image(pts, roi, INPUT_SIZE, INPUT_SIZE)
-        return out
+            pts = crop_to_image(pts, roi, INPUT_SIZE, INPUT_SIZE)
+            contours[i], irises[i] = pts[:CONTOUR_POINTS], pts[CONTOUR_POINTS:]
+        return EyeLandmarks(contours, irises)
 
 
 def gaze(landmarks: np.ndarray, iris: np.ndarray) -> tuple[float, float]:

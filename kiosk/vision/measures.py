@@ -1,23 +1,32 @@
-"""Measures from the 468-point mesh: openness ratios, eye centres, chin, crown. Pure functions.
+"""Measures from the 468-point mesh and the iris model's eye contour: eye aperture and state,
+mouth openness, eye centres, chin, crown. Pure functions.
 
-Index sets are MediaPipe face-mesh indices. "Image-left" is the subject's right.
+Index sets live in kiosk.vision.mesh. "Image-left" is the subject's right.
 """
 
 from __future__ import annotations
 
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+
 import numpy as np
 
-# eyelid pairs (upper, lower) and eye corners (outer, inner), image-left eye then image-right eye
-EYE_LIDS = (((160, 144), (159, 145), (158, 153)), ((385, 380), (386, 374), (387, 373)))
-EYE_CORNERS = ((33, 133), (263, 362))
-EYE_RINGS = (
-    (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246),
-    (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466),
+from kiosk.vision.mesh import (
+    CHIN,
+    CONTOUR_INNER,
+    CONTOUR_LIDS,
+    CONTOUR_OUTER,
+    EYE_CORNERS,
+    EYE_LIDS,
+    EYE_RINGS,
+    FOREHEAD,
+    LIPS_INNER,
+    MOUTH_CORNERS,
 )
-LIPS_INNER = (13, 14)  # upper and lower inner lip, centre
-MOUTH_CORNERS = (61, 291)
-CHIN = 152
-FOREHEAD = 10  # top of the mesh, near the hairline
+
+EYES_DATA = Path(__file__).parent / "data" / "eyes.toml"
+
 # Chin-to-skull-top over chin-to-mesh-top; adult anthropometry (menton-vertex ~ 1.3 x menton-
 # forehead-top) — the photo module refines the crown with the person mask where it can.
 CROWN_RATIO = 1.32
@@ -37,11 +46,42 @@ def _dist(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def eye_openness(lm: np.ndarray) -> tuple[float, float]:
-    """Mean eyelid gap over eye width, per eye (about 0.25-0.35 open, < 0.1 closed)."""
+    """Mean eyelid gap over eye width from the 468-point mesh, per eye.
+
+    A fallback only (no iris model run): the mesh keeps the lids apart on real closed eyes
+    (0.19-0.27), so it cannot tell a closed eye; ``eyelid_aperture`` can.
+    """
     gaps = _dist(lm[_LID_UP], lm[_LID_DOWN]).mean(axis=1)
     widths = np.maximum(_dist(lm[_CORNER_A], lm[_CORNER_B]), 1e-6)
     ratio = gaps / widths
     return float(ratio[0]), float(ratio[1])
+
+
+_C_UP = np.array([u for u, _ in CONTOUR_LIDS])
+_C_DOWN = np.array([d for _, d in CONTOUR_LIDS])
+
+
+def eyelid_aperture(contours: np.ndarray) -> tuple[float, float]:
+    """Mean upper-to-lower lid gap over eye width on the iris model's eye contours, per eye.
+
+    ``contours`` is (2, 71, 2). Real closed eyes read about 0.04-0.19, open ones 0.23-0.43.
+    """
+    gaps = _dist(contours[:, _C_UP], contours[:, _C_DOWN]).mean(axis=1)
+    widths = np.maximum(_dist(contours[:, CONTOUR_OUTER], contours[:, CONTOUR_INNER]), 1e-6)
+    ratio = gaps / widths
+    return float(ratio[0]), float(ratio[1])
+
+
+@lru_cache(maxsize=1)
+def eye_closed_below() -> float:
+    """The aperture under which an eye is closed (data: kiosk/vision/data/eyes.toml)."""
+    return float(tomllib.loads(EYES_DATA.read_text("utf-8"))["closed_below"])
+
+
+def eye_state(aperture: float, closed_below: float | None = None) -> str:
+    """"open" or "closed" for one eye's lid aperture; a squint that still shows the pupil is open."""
+    limit = eye_closed_below() if closed_below is None else closed_below
+    return "closed" if aperture < limit else "open"
 
 
 def mouth_openness(lm: np.ndarray) -> float:

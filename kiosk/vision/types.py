@@ -37,7 +37,9 @@ class Face:
     presence: float  # face-landmark model's face-presence probability
     box: tuple[float, float, float, float]  # tight box of the landmarks (x0, y0, x1, y1)
     pose: Pose
-    eye_openness: tuple[float, float]  # (image-left eye, image-right eye): lid gap / eye width
+    # (image-left eye, image-right eye): lid gap / eye width, on the iris model's eyelid contour
+    # when it ran (eye_state is then set), else on the 468-point mesh (which cannot see closed eyes)
+    eye_openness: tuple[float, float]
     mouth_openness: float  # lip gap / mouth width
     eye_centers: np.ndarray  # (2, 2): image-left eye centre, image-right eye centre
     inter_eye_distance: float  # distance between the eye centres, pixels
@@ -45,6 +47,8 @@ class Face:
     crown: tuple[float, float]  # estimated top of the skull (hair not included)
     iris: np.ndarray | None = None  # (2, 5, 2) iris centre + 4 contour points per eye, when computed
     gaze: tuple[float, float] | None = None  # (horizontal, vertical) iris offset in eye widths
+    eye_contours: np.ndarray | None = None  # (2, 71, 2) the iris model's eye contours, when computed
+    eye_state: tuple[str, str] | None = None  # "open"/"closed" per eye, from the eyelid contour
 
     @property
     def score(self) -> float:
