@@ -1,14 +1,17 @@
 """One typed configuration, validated at load; every error names the key.
 
-Sources, later wins: built-in defaults, the TOML file (``--config`` / ``$KIOSK_CONFIG`` /
-``/etc/kiosk/kiosk.toml`` when it exists), then ``--state-dir`` / ``$KIOSK_STATE_DIR``.
+Sources, later wins: built-in defaults, the root-owned TOML file (``--config`` / ``$KIOSK_CONFIG`` /
+``/etc/kiosk/kiosk.toml`` when it exists), the technician's file beside it (``local/kiosk.toml``,
+only the keys of ``CONSOLE_KEYS``), then ``--state-dir`` / ``$KIOSK_STATE_DIR``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -17,6 +20,8 @@ from kiosk.errors import KioskError
 
 SYSTEM_CONFIG = Path("/etc/kiosk/kiosk.toml")
 SYSTEM_STATE = Path("/var/lib/kiosk")
+
+log = logging.getLogger("kiosk.config")
 
 
 class ConfigError(KioskError):
@@ -116,6 +121,8 @@ class ReceiptConfig:
     printer_target: str = ""  # file path, usb VID:PID (hex), serial DEV[:BAUD], network HOST[:PORT]
     paper_mm: int = 58  # 58 or 80
     retention_days: float = 30.0  # photos are deleted this long after the platform confirmed the upload
+    layouts_file: str = ""  # a province's cities and slips (shaped like receipt/layouts.toml); "": Guangdong
+    home_city: str = ""  # the city offered first (id or name as typed); "": the layouts file's home
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,8 @@ class Config:
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     fleet: FleetConfig = field(default_factory=FleetConfig)
     receipt: ReceiptConfig = field(default_factory=ReceiptConfig)
+    # where it came from; not a setting (``config get`` does not list it)
+    source: ConfigSource = field(default_factory=lambda: ConfigSource(), compare=False, repr=False)
 
 
 def default_state_dir() -> Path:
@@ -161,7 +170,7 @@ def _merge(obj: Any, data: dict, prefix: str = "") -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"config key {prefix.rstrip('.') or '<root>'}: expected a table")
     hints = get_type_hints(type(obj))
-    known = {f.name for f in fields(obj)}
+    known = {f.name for f in fields(obj) if f.compare}  # not ``source``: it is no setting
     changes = {}
     for key, value in data.items():
         full = prefix + key
@@ -223,6 +232,9 @@ def _validate(obj: Any, prefix: str) -> None:
             raise ConfigError(f"config key {prefix}max_retakes: must be between 0 and 10")
         if not 0 <= obj.ui_port <= 65535:
             raise ConfigError(f"config key {prefix}ui_port: must be between 0 and 65535")
+        problem = _check_loopback(obj.ui_host)
+        if problem:
+            raise ConfigError(f"config key {prefix}ui_host: {problem}")
 
     if isinstance(obj, ReceiptConfig):
         _validate_receipt(obj, prefix)
@@ -259,6 +271,9 @@ def _validate_receipt(obj: ReceiptConfig, prefix: str) -> None:
         raise ConfigError(f"config key {prefix}platform_retries: must be between 0 and 10")
     if obj.printer not in ("virtual", "file", "usb", "serial", "network"):
         raise ConfigError(f"config key {prefix}printer: expected virtual, file, usb, serial or network")
+    problem = _check_printer_target(obj.printer, obj.printer_target)
+    if problem:
+        raise ConfigError(f"config key {prefix}printer_target: {problem}")
     if obj.paper_mm not in (58, 80):
         raise ConfigError(f"config key {prefix}paper_mm: expected 58 or 80")
     if not 0.0 <= obj.retention_days <= 3650.0:
@@ -288,24 +303,247 @@ def _validate_console(obj: ConsoleConfig, prefix: str) -> None:
         raise ConfigError(f"config key {prefix}selftest_min_led_gain: must be between 0 and 255")
 
 
-def load_config(path: str | Path | None = None, state_dir: str | Path | None = None) -> Config:
-    """Load and validate the configuration; a missing explicit file is an error, a missing default is not."""
+# --- where the configuration comes from --------------------------------------------------------------
+#
+# Two files. The base file (/etc/kiosk/kiosk.toml, root-owned 0644) holds everything, including what
+# root acts on: commands it runs, the unit it restarts, the update source and the release root. The
+# local file (/etc/kiosk/local/kiosk.toml, in a directory the service user may write) holds only
+# the technician's changes made with `config set`: data from CONSOLE_KEYS, never anything executed.
+# The service keeps a copy of the local file it last started with (last-good.toml beside it); a local
+# file that fails validation or the start checks is replaced by that copy (or dropped), never fatal.
+
+LOCAL_DIR = "local"
+LAST_GOOD = "last-good.toml"
+
+# What `config set` may change (the console and the service run as the unprivileged kiosk user).
+# Left out on purpose: commands (console.restart_command, fleet.*), the release root and update
+# source (fleet.*), where citizens' photos are sent (receipt.platform_url), the number authority
+# and station id, the console's own line and login limits, and pin_hash (the `pin` command only).
+_CONSOLE_SETTABLE = {
+    "vision": "num_threads min_detection_score min_presence analysis_max_side iris",
+    "hardware": "camera camera_device camera_file sim_face frame_width frame_height still_width still_height"
+    " fps led_frequency button_debounce_ms",
+    "session": "steady_s countdown_s max_retakes idle_timeout_s guidance_timeout_s done_s failsafe_s"
+    " default_profile ui_host ui_port",
+    "receipt": "upload platform_timeout_s platform_retries printer printer_target paper_mm",
+    "console": "idle_timeout_s selftest_min_led_gain",
+}
+CONSOLE_KEYS = frozenset(f"{sec}.{k}" for sec, ks in _CONSOLE_SETTABLE.items() for k in ks.split())
+SECRET_KEYS = frozenset({"console.pin_hash"})  # written by the `pin` command only, never shown
+# Root acts on these: from a file that a non-root user can change, they are refused when running as root.
+EXECUTED_KEYS = frozenset(
+    {"console.restart_command", "fleet.restart_command", "fleet.unit", "fleet.root", "fleet.repository_url"}
+)
+
+
+@dataclass(frozen=True)
+class ConfigSource:
+    """Which files made a configuration, and why the technician's changes were not used (if not)."""
+
+    base: Path | None = None
+    local: Path | None = None  # where `config set` writes; None without a base file
+    local_text: str | None = None  # the local file as it was applied (None: none applied)
+    fallback: str = ""  # why the local file was not used as it is; empty when it was
+
+    @property
+    def last_good(self) -> Path | None:
+        return self.local.with_name(LAST_GOOD) if self.local is not None else None
+
+
+def local_path(base: Path) -> Path:
+    """The technician's file that goes with a base file: ``<dir>/local/<name>``."""
+    return base.parent / LOCAL_DIR / base.name
+
+
+def _check_loopback(host: str) -> str | None:
+    import ipaddress
+
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return f"the UI listens on loopback only (127.0.0.1, ::1 or localhost), not {host!r}"
+
+
+def _check_printer_target(kind: str, target: str) -> str | None:
+    """The target as the printer driver will read it (kiosk.hw.printer.open_printer)."""
+    if kind == "virtual":
+        return None
+    if kind == "file":
+        return None if target.startswith("/") else "printer file needs an absolute path"
+    if kind == "usb":
+        if re.fullmatch(r"[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}", target):
+            return None
+        return f"usb printer needs VID:PID in hex (e.g. 0416:5011), not {target!r}"
+    if kind == "serial":
+        if re.fullmatch(r"/dev/[A-Za-z0-9._/-]+(:\d{3,7})?", target):
+            return None
+        return f"serial printer needs /dev/DEVICE[:BAUD], not {target!r}"
+    host, _, port = target.rpartition(":") if ":" in target else (target, "", "9100")
+    if re.fullmatch(r"[A-Za-z0-9.-]{1,253}", host) and port.isdigit() and 1 <= int(port) <= 65535:
+        return None
+    return f"network printer needs HOST[:PORT], not {target!r}"
+
+
+# Checks against the machine (files present): a configuration that fails them cannot start.
+START_CHECKS: dict[str, Callable[[Config], str | None]] = {
+    "hardware.sim_face": lambda c: None
+    if not c.hardware.sim_face or Path(c.hardware.sim_face).is_file()
+    else f"no such file: {c.hardware.sim_face}",
+    "hardware.camera_file": lambda c: None
+    if c.hardware.camera != "file" or Path(c.hardware.camera_file).exists()
+    else f"no such file or directory: {c.hardware.camera_file}",
+}
+
+
+def start_problem(cfg: Config) -> str | None:
+    """The first reason this configuration cannot start on this machine, naming the key; None if none."""
+    for key, check in START_CHECKS.items():
+        problem = check(cfg)
+        if problem:
+            return f"config key {key}: {problem}"
+    return None
+
+
+def _read_toml(p: Path) -> tuple[dict, str]:
+    try:
+        text = p.read_text(encoding="utf-8")
+        return tomllib.loads(text), text
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+
+
+def _dotted(data: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in data.items():
+        out += _dotted(v, f"{prefix}{k}.") if isinstance(v, dict) else [prefix + k]
+    return out
+
+
+def check_local_keys(data: dict, where: Path | str) -> None:
+    """The technician's file may hold only CONSOLE_KEYS (and the PIN hash)."""
+    for key in _dotted(data):
+        if key not in CONSOLE_KEYS and key not in SECRET_KEYS:
+            raise ConfigError(
+                f"config key {key}: not settable in {where} (root-only settings live in the root-owned file)"
+            )
+
+
+def _check_root_owned(p: Path, data: dict) -> None:
+    """Running as root, commands and update sources come only from a file no one else can change."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    executed = sorted(EXECUTED_KEYS & set(_dotted(data)))
+    if not executed:
+        return
+    for what in (p, p.parent):
+        st = what.stat()
+        if st.st_uid != 0 or st.st_mode & 0o022:
+            raise ConfigError(
+                f"config key {executed[0]}: {what} can be changed by a user other than root; "
+                "refusing to act on it as root (make it root:root 0644 in a root:root 0755 directory)"
+            )
+
+
+def apply_local(base: Config, text: str, where: Path) -> Config:
+    """The technician's file applied to the base: allowed keys only, validated, start checks passed."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {where} is not valid TOML: {exc}") from None
+    check_local_keys(data, where)
+    cfg = _merge(base, data)
+    problem = start_problem(cfg)
+    if problem:
+        raise ConfigError(problem)
+    return cfg
+
+
+def load_base(p: Path) -> Config:
+    """Defaults and the base file alone (what the technician's file is applied to)."""
+    data, _ = _read_toml(p)
+    _check_root_owned(p, data)
+    return _merge(Config(), data)
+
+
+def config_path(path: str | Path | None = None) -> Path | None:
+    """The base file in use: explicit, $KIOSK_CONFIG, or /etc/kiosk/kiosk.toml when it exists."""
     path = path or os.environ.get("KIOSK_CONFIG")
-    cfg = Config()
     if path is None and SYSTEM_CONFIG.exists():
         path = SYSTEM_CONFIG
-    if path is not None:
-        p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {p}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {p}: {exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
-        cfg = _merge(cfg, data)
+    return Path(path) if path is not None else None
+
+
+def load_config(path: str | Path | None = None, state_dir: str | Path | None = None) -> Config:
+    """Load and validate the configuration; a missing explicit file is an error, a missing default is not.
+
+    The base file must be valid (root wrote it). The technician's local file is applied on top when
+    it passes the same validation and the start checks; otherwise its last copy that started is
+    used, or none, and ``cfg.source.fallback`` says why (logged; the service audits it)."""
+    p = config_path(path)
+    cfg = Config()
+    source = ConfigSource()
+    if p is not None:
+        cfg = load_base(p)
+        source = ConfigSource(base=p, local=local_path(p))
+        cfg, source = _with_local(cfg, source)
     state_dir = state_dir or os.environ.get("KIOSK_STATE_DIR")
     if state_dir:
         cfg = replace(cfg, state_dir=Path(state_dir))
-    return cfg
+    return replace(cfg, source=source)
+
+
+def _with_local(base: Config, source: ConfigSource) -> tuple[Config, ConfigSource]:
+    local = source.local
+    assert local is not None
+    try:
+        text = local.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return base, source
+    except (OSError, UnicodeDecodeError) as exc:
+        text, problem = None, f"cannot read {local}: {exc}"
+    else:
+        try:
+            return apply_local(base, text, local), replace(source, local_text=text)
+        except ConfigError as exc:
+            problem = str(exc)
+        if problem == start_problem(base):
+            # the base file alone has the same problem: not the technician's doing, keep the changes
+            data = tomllib.loads(text)
+            check_local_keys(data, local)
+            return _merge(base, data), replace(source, local_text=text)
+    good = source.last_good
+    try:
+        good_text = good.read_text(encoding="utf-8") if good is not None else None
+        if good_text is not None:
+            cfg = apply_local(base, good_text, good)
+            log.warning("%s not used (%s); using the last configuration that started", local, problem)
+            return cfg, replace(source, local_text=good_text, fallback=f"{problem}; using {good.name}")
+    except (OSError, UnicodeDecodeError, ConfigError):
+        pass
+    log.warning("%s not used (%s); no configuration that started is kept: base file only", local, problem)
+    return base, replace(source, fallback=f"{problem}; using the base file only")
+
+
+def remember_started(cfg: Config) -> None:
+    """Called by the service once it is READY: the local file it started with is the last good one."""
+    src = cfg.source
+    good = src.last_good
+    if good is None or src.fallback:
+        return
+    from kiosk.durable import write_atomic
+
+    try:
+        if src.local_text is None:
+            good.unlink(missing_ok=True)
+        elif not good.exists() or good.read_text(encoding="utf-8") != src.local_text:
+            write_atomic(good, src.local_text.encode("utf-8"), mode=0o640)
+    except OSError as exc:
+        log.warning("cannot keep the configuration that started in %s: %s", good, exc.strerror or exc)

@@ -30,6 +30,10 @@ class ApiError(KioskError):
     """A request the service refuses, or a service that does not answer."""
 
 
+class ServiceDown(ApiError):
+    """No service listens on the socket (stopped, or failing to start): nothing was sent."""
+
+
 def socket_path(state_dir: str | Path) -> Path:
     return Path(state_dir) / SOCKET_NAME
 
@@ -124,7 +128,7 @@ def call(path: str | Path, cmd: str, timeout: float = 5.0, **args: Any) -> Any:
                     break
                 buf += chunk
     except (FileNotFoundError, ConnectionRefusedError):
-        raise ApiError("the kiosk service is not running (no socket at " + str(path) + ")") from None
+        raise ServiceDown("the kiosk service is not running (no socket at " + str(path) + ")") from None
     except TimeoutError:
         raise ApiError(f"the kiosk service did not answer {cmd!r} within {timeout:g} s") from None
     except OSError as exc:

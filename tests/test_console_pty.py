@@ -19,11 +19,11 @@ import pytest
 import serial
 
 from kiosk.config import load_config
-from kiosk.console.handlers import ConsoleContext, register_console_handlers
 from kiosk.console.pin import hash_pin
 from kiosk.console.shell import run_console
 from kiosk.errors import KioskError
 from kiosk.hw.camera import Camera, Frame
+from kiosk.maintenance import MaintenanceContext, register_console_handlers
 from kiosk.service_api import ServiceApi, socket_path
 
 pytestmark = pytest.mark.slow
@@ -129,7 +129,7 @@ class Rig:
 
     def __init__(self, tmp: Path, with_status: bool = True, start: bool = True, **cfg_changes) -> None:
         from kiosk.hw.lights import Lights, pin_factory
-        from kiosk.hw.printer import open_printer
+        from kiosk.station import open_printer
         from kiosk.store import Store
 
         self.state = tmp / "state"
@@ -143,13 +143,13 @@ class Rig:
         self.session = Session()
         self.power_calls: list[str] = []
         self.restarts = 0
-        self.ctx = ConsoleContext(
-            state_dir=self.state,
-            config_path=self.config_path,
+        self.camera = LitCamera(self.lights)
+        self.ctx = MaintenanceContext(
+            config=load_config(self.config_path, self.state),
             store=self.store,
             session=self.session,
             lights=self.lights,
-            camera=LitCamera(self.lights),
+            camera=lambda: self.camera,
             printer=self.printer,
             power=self.power_calls.append,
             restart=self._restart,
@@ -365,10 +365,10 @@ def test_parts_lights_camera_printer_selftest(rig):
     for part in ("camera", "lights", "printer", "test_slip"):
         assert re.search(rf"{part}: PASS", out), out
     assert "result: PASS" in out and len(device.slips()) == 2
-    rig.ctx.camera.dead = "right"
+    rig.camera.dead = "right"
     out = t.run("selftest", timeout=30)
     assert "lights: FAIL no effect: right" in out and "result: FAIL lights" in out
-    rig.ctx.camera.dead = ""
+    rig.camera.dead = ""
     device.status.paper_out = True
     out = t.run("selftest", timeout=30)
     assert "printer: FAIL printer reports paper_out" in out and "test_slip: skipped" in out
@@ -626,8 +626,6 @@ def test_service_api_errors_never_reach_the_line_as_tracebacks(rig):
 def test_status_without_a_service_status_uses_the_console_one(tmp_path):
     r = Rig(tmp_path, with_status=False)
     try:
-        cam = r.ctx.camera
-        r.ctx.camera = lambda: cam  # the service may hand over a getter (its camera is reopened)
         r.lights.set({"left": 0.25})
         r.term.login()
         out = r.term.run("status")

@@ -8,8 +8,8 @@ import tomllib
 
 import pytest
 
+from kiosk import config_edit
 from kiosk.config import ConfigError, ConsoleConfig, load_config
-from kiosk.console import config_edit
 from kiosk.console.guard import LoginGuard
 from kiosk.console.lineedit import EndOfInput, Interrupt, Line, LineEditor, TooLong
 from kiosk.console.pin import hash_pin, verify_pin
@@ -137,18 +137,21 @@ def test_guard_damaged_state_file_stays_locked(tmp_path):
 # --- config get/set --------------------------------------------------------------------------------
 
 
-def test_config_set_validates_and_writes_atomically(tmp_path):
+def test_config_set_validates_and_writes_the_technicians_file_atomically(tmp_path):
     path = tmp_path / "kiosk.toml"
     path.write_text('[session]\ncountdown_s = 3.0\n\n[hardware]\ncamera = "sim"\n')
+    base_before = path.read_bytes()
+    local = tmp_path / "local" / "kiosk.toml"
     assert config_edit.set_value(path, "session.max_retakes", "4") == 4
     assert config_edit.set_value(path, "vision.iris", "off") is False
-    assert config_edit.set_value(path, "hardware.camera_file", 'a "quoted" path\\x') == 'a "quoted" path\\x'
-    data = tomllib.loads(path.read_text())
-    assert data["session"] == {"countdown_s": 3.0, "max_retakes": 4}
-    assert data["vision"]["iris"] is False
+    assert config_edit.set_value(path, "hardware.camera_device", 'a "quoted" path\\x') == 'a "quoted" path\\x'
+    assert path.read_bytes() == base_before  # the base file is root's: never written
+    data = tomllib.loads(local.read_text())
+    assert data["session"] == {"max_retakes": 4} and data["vision"]["iris"] is False
     cfg = load_config(path)
-    assert cfg.session.max_retakes == 4 and cfg.hardware.camera_file == 'a "quoted" path\\x'
-    before = path.read_bytes()
+    assert cfg.session.max_retakes == 4 and cfg.session.countdown_s == 3.0
+    assert cfg.hardware.camera_device == 'a "quoted" path\\x' and not cfg.source.fallback
+    before = local.read_bytes()
     with pytest.raises(ConfigError, match="session.max_retakes: must be between 0 and 10"):
         config_edit.set_value(path, "session.max_retakes", "11")
     with pytest.raises(InputError, match="expected a whole number"):
@@ -161,8 +164,32 @@ def test_config_set_validates_and_writes_atomically(tmp_path):
         config_edit.set_value(path, "console.pin_hash", "x")
     with pytest.raises(ConfigError, match="pin_hash"):
         config_edit.set_value(path, "console.pin_hash", "x", allow_secret=True)
-    assert path.read_bytes() == before  # refused changes leave the file as it was
-    assert [p.name for p in tmp_path.iterdir()] == ["kiosk.toml"]  # no temp files left
+    with pytest.raises(InputError, match="control characters"):
+        config_edit.set_value(path, "session.default_profile", "id\x1b[2J")
+    assert local.read_bytes() == before  # refused changes leave the file as it was
+    left = sorted(p.name for p in local.parent.iterdir())
+    assert left == [".config.lock", "kiosk.toml"]  # no temp files left
+
+
+def test_config_set_keeps_the_comments_and_layout_of_the_file(tmp_path):
+    path = tmp_path / "kiosk.toml"
+    path.write_text("")
+    local = tmp_path / "local" / "kiosk.toml"
+    local.parent.mkdir()
+    local.write_text(
+        "# changed on site, ticket 4711\n[session]\ncountdown_s = 4.0  # the elderly need longer\n\n"
+        "[receipt]\npaper_mm = 80\n"
+    )
+    config_edit.set_value(path, "session.countdown_s", "5")
+    config_edit.set_value(path, "session.max_retakes", "3")
+    assert local.read_text() == (
+        "# changed on site, ticket 4711\n[session]\ncountdown_s = 5.0  # the elderly need longer\n"
+        "max_retakes = 3\n\n[receipt]\npaper_mm = 80\n"
+    )
+    with pytest.raises(ConfigError, match="printer_target: usb printer needs VID:PID"):
+        config_edit.set_value(path, "receipt.printer", "usb")  # no target yet: refused
+    config_edit.set_value(path, "receipt.printer", "virtual")
+    assert load_config(path).receipt.paper_mm == 80
 
 
 def test_config_get_masks_the_pin_hash():
@@ -178,11 +205,6 @@ def test_config_get_masks_the_pin_hash():
     assert config_edit.is_secret("receipt.platform_token") and not config_edit.is_secret("console.port")
     with pytest.raises(InputError, match="unknown config key 'sess'"):
         config_edit.get(cfg, "sess")
-
-
-def test_toml_emitter_round_trips_awkward_strings():
-    data = {"a": {"s": 'tab\there "q" \\ 灯 \x01', "f": 1e-9, "l": [1, 2], "b": True}, "top": 3}
-    assert tomllib.loads(config_edit.dumps(data)) == data
 
 
 # --- terminal text ---------------------------------------------------------------------------------

@@ -1,26 +1,21 @@
 """The audit trail of the console: who did what, when, and with what result.
 
-Service side, ``AuditSink`` writes into the store's audit table (``Store.audit``) when the
-service has a store, else into ``console-audit.jsonl`` in the state dir. Console side,
-``ConsoleAudit`` sends each entry to the service (``console.audit``); while the service does
-not answer (being restarted, say) entries are spooled to a local file and forwarded, oldest
-first, with the next entry that gets through — so nothing a technician did goes unrecorded.
+``ConsoleAudit`` sends each entry to the service (``console.audit``, recorded by
+``kiosk.maintenance.audit``); while the service does not answer (being restarted, say) entries
+are spooled to a local file and forwarded, oldest first, with the next entry that gets through —
+so nothing a technician did goes unrecorded.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from kiosk.errors import KioskError
 from kiosk.service_api import ApiError
 
-ACTOR = "console"
-FALLBACK_NAME = "console-audit.jsonl"
 SPOOL_NAME = "console-audit-spool.jsonl"
 MAX_FIELD = 300  # characters kept of a command line or a result
 
@@ -42,42 +37,6 @@ def _append_line(path: Path, line: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-class AuditSink:
-    """Service side: where audit entries end up (the store, or a JSON-lines file)."""
-
-    def __init__(self, store: Any = None, state_dir: Path | None = None) -> None:
-        self.store = store if store is not None and hasattr(store, "audit") else None
-        self.path = Path(state_dir) / FALLBACK_NAME if state_dir is not None else None
-        self._lock = threading.Lock()
-
-    def record(self, actor: str, action: str, detail: str) -> None:
-        with self._lock:
-            if self.store is not None:
-                self.store.audit(actor, action, detail)
-            elif self.path is not None:
-                _append_line(
-                    self.path,
-                    json.dumps(
-                        {"at": time.time(), "actor": actor, "action": action, "detail": detail},
-                        ensure_ascii=False,
-                    ),
-                )
-            else:
-                raise KioskError("no audit log: the service has neither a store nor a state dir")
-
-    def tail(self, n: int) -> list[dict[str, Any]]:
-        with self._lock:
-            if self.store is not None and hasattr(self.store, "audit_log"):
-                rows = list(self.store.audit_log())
-            elif self.path is not None and self.path.exists():
-                rows = [
-                    json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line
-                ]
-            else:
-                rows = []
-        return rows[-n:] if n > 0 else []
 
 
 class ConsoleAudit:

@@ -1,8 +1,9 @@
 """The technician's commands: parse the words, call the service, print the reply.
 
 Each command returns a short result for the audit log (or None while a confirmation is
-pending). The work happens in the service (``kiosk.console.handlers``); nothing here opens a
-device, the store or a photo.
+pending). The work happens in the service (``kiosk.maintenance``); nothing here opens a
+device, the store or a photo. Only `config` works while the service is down: it edits the
+technician's file itself, with the same checks (``kiosk.config_edit``).
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kiosk import config_edit
+from kiosk.config import load_config
 from kiosk.console.pin import hash_pin, valid_pin_format
 from kiosk.console.text import render
 from kiosk.errors import InputError, KioskError
-from kiosk.service_api import ApiError
+from kiosk.service_api import ApiError, ServiceDown
 
 if TYPE_CHECKING:
     from kiosk.console.shell import Console
@@ -160,15 +163,35 @@ def cmd_config(c: Console, args: list[str]) -> str:
     if sub == "get":
         if len(rest) > 1:
             raise InputError(f"usage: {CONFIG_USAGE}")
-        value = c.call("console.config_get", key=rest[0] if rest else "")
+        key = rest[0] if rest else ""
+        try:
+            value = c.call("console.config_get", key=key)
+        except ServiceDown:
+            value = config_edit.get(load_config(_config_file(c), c.state_dir), key)
         _show(c, value)
         return "ok"
     if len(rest) < 2:
         raise InputError(f"usage: {CONFIG_USAGE}")
     key, text = rest[0], " ".join(rest[1:])
-    value = c.call("console.config_set", key=key, value=text)
+    try:
+        value = c.call("console.config_set", key=key, value=text)
+    except ServiceDown:
+        # A configuration that stops the service from starting must be repairable from here: the
+        # console runs as the same user and applies the same checks under the same lock.
+        written = config_edit.set_value(_config_file(c), key, text)
+        value = {
+            "result": "the service is not running: written directly; takes effect when it starts",
+            "key": key,
+            "value": str(written),
+        }
     _show(c, value)
     return f"ok: {key} = {value.get('value') if isinstance(value, dict) else value}"
+
+
+def _config_file(c: Console) -> Any:
+    if c.config_file is None:
+        raise KioskError("the service is not running and this console has no configuration file")
+    return c.config_file
 
 
 def cmd_pin(c: Console, args: list[str]) -> str | None:

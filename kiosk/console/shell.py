@@ -110,10 +110,13 @@ class Console:
         state_dir: Path | None,
         clock: Callable[[], float] = time.monotonic,
         reload: Callable[[], ConsoleConfig] | None = None,
+        config_file: Path | None = None,
     ) -> None:
         from kiosk.console.commands import COMMANDS, completions
 
         self.cfg = cfg
+        self.state_dir = state_dir
+        self.config_file = config_file  # base file: `config` edits its local file while the service is down
         self.reload = reload  # re-reads the configuration: a PIN changed with `pin` works at once
         self.client = client
         self.clock = clock
@@ -373,6 +376,7 @@ def run_console(
     opener: Callable[[str, int], Any] = open_serial,
     reload: Callable[[], ConsoleConfig] | None = None,
     handle_signals: bool = False,
+    config_file: Path | None = None,
 ) -> None:
     """Open the port, serve it, reopen it when it comes back; until stop is set (or, with
     handle_signals, SIGTERM/SIGHUP from systemd: the technician is logged out and audited first)."""
@@ -383,7 +387,9 @@ def run_console(
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, lambda *_: stop.set())
     device = port or cfg.port
-    console = Console(cfg, ServiceClient(socket_path(state_dir)), state_dir, reload=reload)
+    console = Console(
+        cfg, ServiceClient(socket_path(state_dir)), state_dir, reload=reload, config_file=config_file
+    )
     errors = _line_errors()
     last_error = ""
     while not stop.is_set():

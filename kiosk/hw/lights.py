@@ -1,14 +1,16 @@
-"""The face lights: PWM LEDs (left, right, fill) through gpiozero, pins from the configuration.
+"""The face lights: three PWM LEDs (left, right, fill) as one gpiozero ``LEDBoard(pwm=True)``.
 
-Simulation and tests use gpiozero's mock pin factory with PWM pins, so the simulated camera reads
-the very duty cycles that the lighting loop wrote. "left" is the LED that lights the left side of
-the camera image.
+The pin factory is always passed in, never installed as gpiozero's global default: simulation and
+tests use a mock factory with PWM pins (so the simulated camera reads the very duty cycles that the
+lighting loop wrote) and several stations may live in one process. "left" is the LED that lights
+the left side of the camera image.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from kiosk.config import HardwareConfig
@@ -19,9 +21,9 @@ NAMES = ("left", "right", "fill")
 
 
 def pin_factory(sim: bool) -> Any:
-    """gpiozero's mock factory (with PWM pins) in simulation, else the board's default factory;
-    a machine without GPIO falls back to the mock factory with a warning instead of failing."""
-    from gpiozero import Device
+    """gpiozero's mock factory (with PWM pins) in simulation, else the board's lgpio factory; a
+    machine without GPIO falls back to the mock factory with a warning instead of failing. The
+    caller hands it to every device it makes (lights, buttons)."""
     from gpiozero.pins.mock import MockFactory, MockPWMPin
 
     if not sim:
@@ -34,22 +36,23 @@ def pin_factory(sim: bool) -> Any:
                 "no GPIO (%s): LEDs and buttons are simulated",
                 str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
             )
-    factory = MockFactory(pin_class=MockPWMPin)
-    Device.pin_factory = factory  # devices created without an explicit factory use it too
-    return factory
+    return MockFactory(pin_class=MockPWMPin)
 
 
 class Lights:
-    """Three PWM LEDs; levels are duty cycles 0..1, clamped."""
+    """Levels are duty cycles 0..1, clamped; one lock so a console test and the lighting loop
+    never interleave a set of three values."""
 
     def __init__(self, pins: dict[str, int], factory: Any, frequency: int = 800):
-        from gpiozero import PWMLED
+        from gpiozero import LEDBoard
 
         missing = set(NAMES) - set(pins)
         if missing:
             raise ValueError(f"lights: no pin for {', '.join(sorted(missing))}")
         self._lock = threading.Lock()
-        self._leds = {n: PWMLED(pins[n], pin_factory=factory, frequency=frequency) for n in NAMES}
+        self.board = LEDBoard(pwm=True, pin_factory=factory, _order=NAMES, **{n: pins[n] for n in NAMES})
+        for led in self.board:
+            led.pin.frequency = frequency  # LEDBoard has no frequency argument; PWMLED sets it the same way
         self.pins = {n: pins[n] for n in NAMES}
 
     @classmethod
@@ -57,22 +60,23 @@ class Lights:
         pins = {"left": cfg.led_left_pin, "right": cfg.led_right_pin, "fill": cfg.led_fill_pin}
         return cls(pins, factory, cfg.led_frequency)
 
-    def set(self, levels: dict[str, float]) -> None:
+    def set(self, levels: Mapping[str, float]) -> None:
+        unknown = set(levels) - set(NAMES)
+        if unknown:
+            raise ValueError(f"lights: unknown LED {sorted(unknown)[0]!r}")
         with self._lock:
             for name, value in levels.items():
-                if name not in self._leds:
-                    raise ValueError(f"lights: unknown LED {name!r}")
-                self._leds[name].value = min(1.0, max(0.0, float(value)))
+                getattr(self.board, name).value = min(1.0, max(0.0, float(value)))
 
     @property
     def levels(self) -> dict[str, float]:
         with self._lock:
-            return {n: float(led.value) for n, led in self._leds.items()}
+            return dict(zip(NAMES, map(float, self.board.value), strict=True))
 
     def off(self) -> None:
-        self.set(dict.fromkeys(NAMES, 0.0))
+        with self._lock:
+            self.board.off()
 
     def close(self) -> None:
         with self._lock:
-            for led in self._leds.values():
-                led.close()
+            self.board.close()

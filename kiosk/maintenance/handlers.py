@@ -1,4 +1,4 @@
-"""Service-side handlers of the console's commands (``console.*`` on the service API).
+"""The console's commands, served by the service (``console.*`` on the service API).
 
 The service calls ``register_console_handlers(api, context)`` with whatever parts it has; a
 part that is missing (no printer configured, hardware not started) makes its command answer
@@ -16,15 +16,14 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kiosk import __version__
-from kiosk.config import load_config
-from kiosk.console import config_edit
-from kiosk.console.audit import ACTOR, AuditSink
+from kiosk import __version__, config_edit
+from kiosk.config import Config, load_config
 from kiosk.errors import InputError, KioskError
+from kiosk.maintenance.audit import ACTOR, AuditSink
+from kiosk.maintenance.parts import CameraPart, MaintenanceContext
 from kiosk.service_api import ServiceApi
 
 IDLE_STATES = {"idle", ""}  # kiosk.capture.session.State: anything else has a citizen at the terminal
@@ -32,31 +31,6 @@ IDLE_STATES = {"idle", ""}  # kiosk.capture.session.State: anything else has a c
 
 class NotAvailable(KioskError):
     """The part a command needs is not present in this service."""
-
-
-@dataclass
-class ConsoleContext:
-    """What the service hands the console handlers; every part is optional.
-
-    Objects are used by their interfaces in ``kiosk/hw`` and ``kiosk/store.py``; callables let
-    the service wire actions the console must not do itself (restart, power, upload retry).
-    """
-
-    state_dir: Path
-    config_path: Path | None = None
-    store: Any = None  # kiosk.store.Store
-    session: Any = None  # has .state (a name; "idle" when no citizen is served)
-    lights: Any = None  # kiosk.hw.lights.Lights
-    camera: Any = None  # kiosk.hw.camera.Camera, or a function returning the current one (reopened)
-    printer: Any = None  # kiosk.hw.printer.Printer
-    reprint: Callable[[str, str], str | None] | None = None  # (number, actor) -> fault or None
-    updater: Any = None  # kiosk.fleet.updater.Updater
-    retry_uploads: Callable[[int | None], Any] | None = None
-    restart: Callable[[], None] | None = None  # ends the service so that systemd starts it again
-    power: Callable[[str], None] | None = None  # "reboot" / "shutdown"
-    log_file: Path | None = None
-    journal_unit: str = "kiosk.service"
-    started_at: float = field(default_factory=time.time)
 
 
 def _need(obj: Any, what: str) -> Any:
@@ -73,7 +47,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def session_active(ctx: ConsoleContext) -> bool:
+def session_active(ctx: MaintenanceContext) -> bool:
     state = getattr(ctx.session, "state", None) if ctx.session is not None else None
     name = str(getattr(state, "value", state) or "").lower()
     if ctx.session is not None and name not in IDLE_STATES:
@@ -86,7 +60,7 @@ def session_active(ctx: ConsoleContext) -> bool:
         return False
 
 
-def _idle_only(ctx: ConsoleContext, what: str) -> None:
+def _idle_only(ctx: MaintenanceContext, what: str) -> None:
     """Tests that drive the camera, the LEDs or the printer would disturb a citizen being served."""
     if session_active(ctx):
         raise KioskError(f"a citizen's session is running; {what} when the terminal is idle")
@@ -126,10 +100,18 @@ def test_slip_bytes(text: str) -> bytes:
 
 
 class ConsoleHandlers:
-    def __init__(self, ctx: ConsoleContext) -> None:
+    def __init__(self, ctx: MaintenanceContext) -> None:
         self.ctx = ctx
         self.audit = AuditSink(ctx.store, ctx.state_dir)
         self._lock = threading.Lock()  # one console command at a time against the parts
+        fallback = ctx.config.source.fallback
+        if fallback:  # the service started without the technician's latest changes: say so
+            self.audit.record("service", "config-fallback", fallback)
+
+    def _current(self) -> Config:
+        """The configuration as the files are now (a setting changed since the start counts)."""
+        src = self.ctx.config.source
+        return load_config(src.base, self.ctx.state_dir) if src.base is not None else self.ctx.config
 
     # --- status -----------------------------------------------------------------------------------
 
@@ -147,11 +129,12 @@ class ConsoleHandlers:
         except OSError as exc:
             out["disk"] = f"unknown ({exc.strerror})"
         out["queue"] = self._try(self._queue_counts)
+        fallback = ctx.config.source.fallback
+        out["config"] = f"FALLBACK: {fallback}" if fallback else "as written"
         return out
 
-    def _camera(self) -> Any:
-        cam = self.ctx.camera
-        return cam() if callable(cam) and not hasattr(cam, "frame") else cam
+    def _camera(self) -> CameraPart | None:
+        return self.ctx.camera() if self.ctx.camera is not None else None
 
     @staticmethod
     def _try(fn: Callable[[], Any]) -> Any:
@@ -198,7 +181,7 @@ class ConsoleHandlers:
         """Each LED alone at full power, its effect on each half of the frame measured through the
         camera (the second frame after the change, so the exposure saw the new light)."""
         lights, camera = self.ctx.lights, self._camera()
-        min_gain = load_config(self.ctx.config_path, self.ctx.state_dir).console.selftest_min_led_gain
+        min_gain = self._current().console.selftest_min_led_gain
         before = lights.levels
         out: dict[str, Any] = {}
         weak = []
@@ -318,7 +301,7 @@ class ConsoleHandlers:
 
                 from kiosk.receipt.issue import reprint
 
-                rc = load_config(self.ctx.config_path, self.ctx.state_dir).receipt
+                rc = self._current().receipt
                 return reprint(store, printer, num, ZoneInfo(rc.timezone), actor=actor, paper_mm=rc.paper_mm)
 
         with self._lock:
@@ -344,11 +327,12 @@ class ConsoleHandlers:
     # --- configuration ----------------------------------------------------------------------------
 
     def _config_path(self) -> Path:
-        return Path(_need(self.ctx.config_path, "a configuration file (start the service with --config)"))
+        base = self.ctx.config.source.base
+        return Path(_need(base, "a configuration file (start the service with --config)"))
 
     def config_get(self, args: dict[str, Any]) -> Any:
         key = str(args.get("key", ""))
-        return config_edit.get(load_config(self.ctx.config_path, self.ctx.state_dir), key)
+        return config_edit.get(self._current(), key)
 
     def config_set(self, args: dict[str, Any]) -> dict[str, Any]:
         key, text = str(args.get("key", "")), str(args.get("value", ""))
@@ -483,7 +467,7 @@ def systemctl_power(action: str) -> None:
     subprocess.run(["systemctl", action], check=False, timeout=30)
 
 
-def register_console_handlers(api: ServiceApi, context: ConsoleContext) -> ConsoleHandlers:
+def register_console_handlers(api: ServiceApi, context: MaintenanceContext) -> ConsoleHandlers:
     """Register the console.* commands (the console falls back to console.status without `status`)."""
     h = ConsoleHandlers(context)
     table: dict[str, Callable[[dict[str, Any]], Any]] = {
