@@ -164,3 +164,19 @@ def parse(number: str) -> ParsedNumber:
     if seq == 0:
         raise NumberError(f"{n}: sequence 0 is never issued")
     return ParsedNumber(n, fmt.profile_id, region, station, day, seq, n[: j + DATE_DIGITS])
+
+
+def verify(number: str, layouts: Any = None) -> tuple[ParsedNumber, Any]:
+    """`receipt verify`: parse() and the region digits name a city of the province in use.
+
+    Returns the parsed number and its City (kiosk.receipt.layouts); NumberError otherwise.
+    """
+    from kiosk.receipt.layouts import load_layouts
+
+    lay = layouts or load_layouts()
+    parsed = parse(number)
+    city = lay.city_by_region(parsed.region)
+    if city is None:
+        where = lay.province_zh or Path(lay.source).name
+        raise NumberError(f"{parsed.number}: region {parsed.region} is not a city of {where}")
+    return parsed, city

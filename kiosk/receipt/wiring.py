@@ -11,11 +11,20 @@ from kiosk.errors import KioskError
 from kiosk.hw.printer import Printer, open_printer
 from kiosk.receipt.authority import Authority, LocalAuthority, PlatformAuthority
 from kiosk.receipt.issue import issue_receipt, print_queued, readiness, recover, reprint
-from kiosk.receipt.layouts import load_layouts
+from kiosk.receipt.layouts import Layouts, load_layouts, use_layouts
 from kiosk.store import Store
 
 
+def use_config(cfg: Any) -> Layouts:
+    """The province (receipt.layouts_file) and home city (receipt.home_city) of this configuration,
+    made the process's layouts; every builder below calls it, so whatever issues, renders or lists
+    a receipt sees the configured province."""
+    rc = cfg.receipt
+    return use_layouts(getattr(rc, "layouts_file", "") or None, getattr(rc, "home_city", ""))
+
+
 def open_store(cfg: Any) -> Store:
+    use_config(cfg)
     return Store(cfg.state_dir)
 
 
@@ -27,6 +36,7 @@ def platform_client(cfg: Any) -> Any:
 
 
 def authority_from_config(cfg: Any) -> Authority:
+    use_config(cfg)
     rc = cfg.receipt
     if rc.authority == "platform":
         return PlatformAuthority(platform_client(cfg), rc.station, rc.timezone)
@@ -38,9 +48,21 @@ def printer_from_config(cfg: Any) -> Printer:
     return open_printer(rc.printer, rc.printer_target, rc.paper_mm)
 
 
-def cities_for(profile_id: str) -> list[dict[str, str]]:
-    """The cities the choose screen offers for a document (from layouts.toml)."""
-    return [{"id": c.id, "zh": c.name_zh, "en": c.name_en} for c in load_layouts().cities_for(profile_id)]
+def cities_for(profile_id: str) -> list[dict[str, Any]]:
+    """The cities the choose screen offers for a document (the layouts in use), the home city first;
+    each with its group's names (the picker's sections) when the province file has groups."""
+    lay = load_layouts()
+    groups = lay.groups or {}
+    return [
+        {"id": c.id, "zh": c.name_zh, "en": c.name_en, **({"group": groups[c.group]} if c.group else {})}
+        for c in lay.cities_for(profile_id)
+    ]
+
+
+def cities_for_config(cfg: Any) -> Any:
+    """`cities_for` after choosing the configuration's province (for callers that build no service)."""
+    use_config(cfg)
+    return cities_for
 
 
 class ReceiptService:
@@ -54,6 +76,7 @@ class ReceiptService:
         printer: Printer | None = None,
     ) -> None:
         self.cfg = cfg
+        self.layouts = use_config(cfg)
         self.paper_mm = cfg.receipt.paper_mm
         self.store = store or open_store(cfg)
         self.authority = authority or authority_from_config(cfg)
