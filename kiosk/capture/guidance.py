@@ -12,7 +12,7 @@ import numpy as np
 
 from kiosk.capture.lighting import LightMeasure
 from kiosk.capture.rules import Band, Rules
-from kiosk.photo.measures import CHEEKS, FACE_OVAL
+from kiosk.vision.mesh import CHEEKS, FACE_OVAL
 from kiosk.vision.types import Face
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kiosk.photo.measures import NOSE_BRIDGE, face_region, luminance
+from kiosk.photo.measures import face_region, luminance
+from kiosk.vision.mesh import NOSE_BRIDGE
 from kiosk.vision.types import Face
 
 

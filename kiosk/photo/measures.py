@@ -11,59 +11,22 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+# face-mesh index sets: one definition in kiosk.vision.mesh (CHEEKS, FACE_OVAL, NOSE_BRIDGE re-exported)
+from kiosk.vision.mesh import (
+    BROWS,
+    BROWS_LOWER,
+    CHEEKS,
+    EYE_CORNERS,
+    EYE_RINGS,
+    FACE_OVAL,
+    LIPS_OUTER,
+    NOSE_BRIDGE,
+)
+
 ALIGNED_IED = 64.0  # inter-eye distance of the normalised face crop, pixels
 ALIGNED_SIZE = (256, 256)
 ALIGNED_EYES_Y = 100.0  # eye line of the crop
 
-# MediaPipe face-mesh indices
-FACE_OVAL = (
-    10,
-    338,
-    297,
-    332,
-    284,
-    251,
-    389,
-    356,
-    454,
-    323,
-    361,
-    288,
-    397,
-    365,
-    379,
-    378,
-    400,
-    377,
-    152,
-    148,
-    176,
-    149,
-    150,
-    136,
-    172,
-    58,
-    132,
-    93,
-    234,
-    127,
-    162,
-    21,
-    54,
-    103,
-    67,
-    109,
-)
-BROWS = (70, 63, 105, 66, 107, 300, 293, 334, 296, 336)
-LIPS_OUTER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
-EYE_RINGS = (
-    (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246),
-    (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466),
-)
-EYE_CORNERS = ((33, 133), (263, 362))  # (outer, inner) corner of the image-left and image-right eye
-BROWS_LOWER = ((46, 53, 52, 65, 55), (276, 283, 282, 295, 285))  # lower edge of each eyebrow
-CHEEKS = (234, 454)  # face-width points, at the height of the eyes
-NOSE_BRIDGE, NOSE_TIP, CHIN = 168, 1, 152
 
 UNDER_LEVEL = 25  # OFIQ: luminance at or below is under-exposed
 OVER_LEVEL = 247  # OFIQ: luminance at or above is over-exposed

@@ -11,22 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-# MediaPipe face-mesh eye rings, each from the outer to the inner corner (9 points, corners
-# included), image-left eye (the subject's right) then image-right eye. Ring 0 is the lid margin,
-# ring 1 about the lid crease (upper) / lid edge (lower), ring 2 below the brow / on the cheek.
-EYE_UPPER = (
-    (
-        (33, 246, 161, 160, 159, 158, 157, 173, 133),
-        (130, 247, 30, 29, 27, 28, 56, 190, 243),
-        (226, 113, 225, 224, 223, 222, 221, 189, 244),
-    ),
-    (
-        (263, 466, 388, 387, 386, 385, 384, 398, 362),
-        (359, 467, 260, 259, 257, 258, 286, 414, 463),
-        (446, 342, 445, 444, 443, 442, 441, 413, 464),
-    ),
-)
-EYE_LOWER0 = ((33, 7, 163, 144, 145, 153, 154, 155, 133), (263, 249, 390, 373, 374, 380, 381, 382, 362))
+from kiosk.vision.mesh import EYE_LOWER0, EYE_UPPER
+
 
 # How far each upper ring travels, as a share of the lid margin's travel: the margin meets the
 # lower lid, the crease follows part way (the lid skin unfolds), ring 2 and the brow stay.

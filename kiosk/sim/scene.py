@@ -25,14 +25,19 @@ from kiosk.errors import InputError
 from kiosk.hw.camera import Camera, CameraError, Frame, LevelsSource
 from kiosk.samples import sample_path
 from kiosk.sim.face_edit import close_eyes
+from kiosk.vision.mesh import (
+    CHEEKS,
+    CHIN,
+    LIP_LOWER_INNER,
+    LIP_UPPER_INNER,
+    MOUTH_CORNERS,
+    NOSE_BRIDGE,
+)
 
 log = logging.getLogger("kiosk.hw.camera")
 
 FACE_FRACTION = 0.30  # face width / frame width at distance 1.0
 BACKDROP = (232, 232, 228)  # booth backdrop colour (albedo), RGB
-NOSE_BRIDGE, LIP_UPPER_INNER, LIP_LOWER_INNER, LIP_LOWER_OUTER, CHIN = 168, 13, 14, 17, 152
-MOUTH_CORNERS = (61, 291)
-CHEEKS = (234, 454)
 
 # Shading: gain = ambient*(1 - SIDE*tilt*s) + k_left*L*(1 - SIDE*s) + k_right*R*(1 + SIDE*s) + k_fill*F,
 # s in [-1, 1] the side of the face (-1 image left). Constants chosen so that the LEDs can even out

@@ -12,12 +12,12 @@ import math
 import numpy as np
 
 from kiosk.vision.geometry import Roi, crop, rotation_from_points, square_roi
+from kiosk.vision.mesh import EYE_CORNER_LEFT, EYE_CORNER_RIGHT
 from kiosk.vision.runtime import Model, models_dir
 from kiosk.vision.types import Detection
 
 INPUT_SIZE = 192
 ROI_SCALE = 1.5
-EYE_CORNER_RIGHT, EYE_CORNER_LEFT = 33, 263  # subject's right (image left) and left outer corners
 
 
 def roi_from_detection(det: Detection) -> Roi:

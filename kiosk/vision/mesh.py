@@ -48,6 +48,7 @@ CONTOUR_LIDS = ((11, 3), (12, 4), (13, 5))
 BROWS = (70, 63, 105, 66, 107, 300, 293, 334, 296, 336)  # upper edge of both eyebrows
 BROWS_LOWER = ((46, 53, 52, 65, 55), (276, 283, 282, 295, 285))  # lower edge of each eyebrow
 LIPS_INNER = (13, 14)  # upper and lower inner lip, centre
+LIP_UPPER_INNER, LIP_LOWER_INNER, LIP_LOWER_OUTER = 13, 14, 17
 LIPS_OUTER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
 MOUTH_CORNERS = (61, 291)
 FACE_OVAL = (

@@ -19,6 +19,8 @@ def face_dict(face: Face, landmarks: bool = False) -> dict[str, Any]:
         "presence": _r(face.presence, 4),
         "pose": {"yaw": _r(face.pose.yaw), "pitch": _r(face.pose.pitch), "roll": _r(face.pose.roll)},
         "eye_openness": {"left": _r(face.eye_openness[0], 3), "right": _r(face.eye_openness[1], 3)},
+        # from the eyelid contour when the iris model ran; null when only the mesh was measured
+        "eye_state": {"left": face.eye_state[0], "right": face.eye_state[1]} if face.eye_state else None,
         "mouth_openness": _r(face.mouth_openness, 3),
         "inter_eye_distance": _r(face.inter_eye_distance, 1),
         "eye_centers": [[_r(v, 1) for v in p] for p in face.eye_centers],
