@@ -147,3 +147,20 @@ def test_no_other_bilingual_catalogue_is_left():
     for old in ("photo/messages.toml", "receipt/messages.toml", "ui/labels.toml"):
         assert not (KIOSK / old).exists(), old
     assert "prompts" not in tomllib.loads((KIOSK / "capture" / "guidance.toml").read_text(encoding="utf-8"))
+
+
+def test_the_catalogue_is_a_leaf():
+    """Every layer reads it (vision excepted), so it imports nothing of kiosk but kiosk.errors."""
+    import ast
+
+    imported = set()
+    for path in (KIOSK / "text").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(a.name for a in node.names)
+    assert {m for m in imported if m.split(".")[0] == "kiosk"} == {"kiosk.errors"}
+    assert "import" not in (KIOSK / "errors.py").read_text(encoding="utf-8").replace(
+        "from __future__ import annotations", ""
+    ).replace("from typing import Any", "")
