@@ -37,7 +37,7 @@ def test_demo_guides_a_badly_posed_unevenly_lit_citizen_to_a_compliant_photo(tmp
         assert im.format == "JPEG" and im.size == (358, 441)
     # an independent re-check of the written file by the photo engine
     check = PhotoTools().check(photo, "id_card")
-    assert check["compliant"], [c for c in check["checks"] if not c["passed"]]
+    assert check.compliant, check.failures()
     # the receipt: a valid number, committed in the demo's own store, and a slip whose barcode and
     # QR code (decoded from the PNG the virtual printer rendered from the raw ESC/POS) carry it
     number = report["number"]

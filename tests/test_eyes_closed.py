@@ -24,6 +24,7 @@ from kiosk.capture.guidance import FrameMeasures, Guide
 from kiosk.capture.live import LiveLoop
 from kiosk.capture.rules import load_rules
 from kiosk.photo.profiles import get_profile
+from kiosk.photo.results import CheckResult
 from kiosk.sim.face_edit import EYE_LOWER0, EYE_UPPER, close_eyes
 from kiosk.sim.scene import Scene, SimCamera, SimSubject
 from kiosk.vision.analyzer import analyze_file
@@ -139,16 +140,15 @@ def test_closed_eyes_measure_below_the_threshold(faces, analyzer, name):
 # --- kiosk check ------------------------------------------------------------------------------------
 
 
-def _eyes_check(tools, path: Path) -> dict:
-    report = tools.check(path, "id_card")
-    return next(c for c in report["checks"] if c["id"] == "eyes_open")
+def _eyes_check(tools, path: Path) -> CheckResult:
+    return tools.check(path, "id_card").get("eyes_open")
 
 
 @pytest.mark.parametrize("name", FACES)
 def test_check_passes_eyes_open_on_the_original(tools, name):
     c = _eyes_check(tools, FIXTURES / name)
-    assert c["passed"] is True and c["threshold"] == EYES_MIN and c["value"] >= EYES_MIN
-    assert (c["message_zh"], c["message_en"]) == (
+    assert c.passed is True and c.threshold == EYES_MIN and c.value >= EYES_MIN
+    assert (c.message_zh, c.message_en) == (
         MESSAGES["eyes_open"]["pass"]["zh"],
         MESSAGES["eyes_open"]["pass"]["en"],
     )
@@ -166,8 +166,8 @@ def _write(tmp_path: Path, rgb: np.ndarray, name: str) -> Path:
 def test_check_fails_eyes_open_on_closed_eyes_and_on_a_wink(tools, faces, tmp_path, name, amount):
     rgb, lm, _ = faces[name]
     c = _eyes_check(tools, _write(tmp_path, close_eyes(rgb, lm, amount), "closed.png"))
-    assert c["passed"] is False and c["value"] < EYES_MIN
-    assert (c["message_zh"], c["message_en"]) == (
+    assert c.passed is False and c.value < EYES_MIN
+    assert (c.message_zh, c.message_en) == (
         MESSAGES["eyes_open"]["fail"]["zh"],
         MESSAGES["eyes_open"]["fail"]["en"],
     )

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from kiosk.errors import InputError
-from kiosk.photo import PhotoTools
+from kiosk.photo import CheckResult, PhotoTools
 from kiosk.vision.imageio import load_image
 
 FACES = Path(__file__).parent / "fixtures" / "faces"
@@ -25,8 +25,8 @@ def png(rgb: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def checks(tools: PhotoTools, rgb: np.ndarray, profile: str = "id_card") -> dict[str, dict]:
-    return {c["id"]: c for c in tools.check(png(rgb), profile)["checks"]}
+def checks(tools: PhotoTools, rgb: np.ndarray, profile: str = "id_card") -> dict[str, CheckResult]:
+    return {c.id: c for c in tools.check(png(rgb), profile).checks}
 
 
 def face_centre(tools: PhotoTools, rgb: np.ndarray) -> tuple[float, float, float]:
@@ -38,89 +38,89 @@ def face_centre(tools: PhotoTools, rgb: np.ndarray) -> tuple[float, float, float
 @pytest.mark.parametrize("name", FRONTAL)
 def test_roll(tools, name):
     rgb = load_image(FACES / name)
-    assert checks(tools, rgb)["roll"]["passed"]
+    assert checks(tools, rgb)["roll"].passed
     cx, cy, _ = face_centre(tools, rgb)
     m = cv2.getRotationMatrix2D((cx, cy), 15, 1.0)
     rolled = cv2.warpAffine(rgb, m, (rgb.shape[1], rgb.shape[0]), borderMode=cv2.BORDER_REPLICATE)
     c = checks(tools, rolled)["roll"]
-    assert not c["passed"] and abs(c["value"]) > 8
-    assert c["message_zh"] == "请把头摆正"
+    assert not c.passed and abs(c.value) > 8
+    assert c.message_zh == "请把头摆正"
 
 
 @pytest.mark.parametrize("name", FRONTAL)
 def test_sharpness(tools, name):
     rgb = load_image(FACES / name)
-    assert checks(tools, rgb)["sharpness"]["passed"]
+    assert checks(tools, rgb)["sharpness"].passed
     _, _, ied = face_centre(tools, rgb)
     blurred = cv2.GaussianBlur(rgb, (0, 0), ied / 25)  # defocus of 4 % of the eye distance
-    assert not checks(tools, blurred)["sharpness"]["passed"]
+    assert not checks(tools, blurred)["sharpness"].passed
 
 
 @pytest.mark.parametrize("name", FRONTAL)
 def test_illumination_one_side_darkened(tools, name):
     rgb = load_image(FACES / name)
-    assert checks(tools, rgb)["illumination_uniformity"]["passed"]
+    assert checks(tools, rgb)["illumination_uniformity"].passed
     cx, _, _ = face_centre(tools, rgb)
     dark = rgb.astype(np.float32)
     dark[:, : int(cx)] *= 0.55
     c = checks(tools, dark.astype(np.uint8))["illumination_uniformity"]
-    assert not c["passed"] and c["message_en"].startswith("One side of the face is darker")
+    assert not c.passed and c.message_en.startswith("One side of the face is darker")
 
 
 @pytest.mark.parametrize("name", FRONTAL)
 def test_under_and_over_exposure(tools, name):
     rgb = load_image(FACES / name)
-    assert checks(tools, rgb)["exposure"]["passed"]
+    assert checks(tools, rgb)["exposure"].passed
     under = checks(tools, (rgb * 0.3).astype(np.uint8))["exposure"]
-    assert not under["passed"] and under["message_en"] == "The photo is too dark"
+    assert not under.passed and under.message_en == "The photo is too dark"
     over = checks(tools, np.clip(rgb * 1.6, 0, 255).astype(np.uint8))["exposure"]
-    assert not over["passed"] and over["message_en"] == "The photo is too bright"
+    assert not over.passed and over.message_en == "The photo is too bright"
 
 
 @pytest.mark.parametrize("name", ("grace_hopper_dark.jpg", "astronaut_dark.jpg"))
 def test_low_light_fixtures_are_too_dark(tools, name):
     c = checks(tools, load_image(FACES / name))["exposure"]
-    assert not c["passed"] and c["message_en"] == "The photo is too dark"
+    assert not c.passed and c.message_en == "The photo is too dark"
 
 
 def test_two_faces_and_no_face(tools):
     c = checks(tools, load_image(FACES / "multi_face.jpg"))
-    assert not c["single_face"]["passed"] and c["single_face"]["value"] == 3
+    assert not c["single_face"].passed and c["single_face"].value == 3
     grace = load_image(FACES / "grace_hopper.jpg")
     side = np.hstack([grace, grace])
-    assert checks(tools, side)["single_face"]["value"] == 2
+    assert checks(tools, side)["single_face"].value == 2
     report = tools.check(FACES / "chelsea.png", "id_card")  # a cat
-    by_id = {x["id"]: x for x in report["checks"]}
-    assert not report["compliant"] and not by_id["single_face"]["passed"]
-    assert by_id["single_face"]["message_en"].startswith("No face found")
-    assert by_id["roll"]["value"] is None and not by_id["roll"]["passed"]
+    by_id = {x.id: x for x in report.checks}
+    assert not report.compliant and not by_id["single_face"].passed
+    assert by_id["single_face"].message_en.startswith("No face found")
+    assert by_id["roll"].value is None and not by_id["roll"].passed
 
 
 def test_mouth_and_yaw_on_real_faces(tools):
     astronaut = checks(tools, load_image(FACES / "astronaut.png"))  # a smile that shows the teeth
     grace = checks(tools, load_image(FACES / "grace_hopper.jpg"))
     luis = checks(tools, load_image(FACES / "luispedro.jpg"))  # head turned by about 20 degrees
-    assert not astronaut["mouth_closed"]["passed"] and grace["mouth_closed"]["passed"]
-    assert not luis["yaw"]["passed"] and grace["yaw"]["passed"] and astronaut["yaw"]["passed"]
-    assert astronaut["eyes_open"]["passed"] and grace["eyes_open"]["passed"]
+    assert not astronaut["mouth_closed"].passed and grace["mouth_closed"].passed
+    assert not luis["yaw"].passed and grace["yaw"].passed and astronaut["yaw"].passed
+    assert astronaut["eyes_open"].passed and grace["eyes_open"].passed
 
 
 def test_background_checks_see_a_busy_background_and_a_plain_one(tools):
     rgb = load_image(FACES / "astronaut.png")  # flag and shuttle model behind her
     c = checks(tools, rgb)
-    assert not c["background_uniformity"]["passed"] and not c["background_color"]["passed"]
+    assert not c["background_uniformity"].passed and not c["background_color"].passed
     person = tools.segmenter.mask(rgb)
     white = np.where(person[..., None] > 0.5, rgb, 255).astype(np.uint8)
     c = checks(tools, white)
-    assert c["background_uniformity"]["passed"] and c["background_color"]["passed"]
+    assert c["background_uniformity"].passed and c["background_color"].passed
     grey = np.where(person[..., None] > 0.5, rgb, 215).astype(np.uint8)
-    assert not checks(tools, grey, "id_card")["background_color"]["passed"]  # white only
-    assert checks(tools, grey, "exit_entry")["background_color"]["passed"]  # light grey allowed
+    assert not checks(tools, grey, "id_card")["background_color"].passed  # white only
+    assert checks(tools, grey, "exit_entry")["background_color"].passed  # light grey allowed
 
 
 def test_white_clothing_on_white_background(tools):
     rgb = load_image(FACES / "grace_hopper.jpg")  # dark uniform
-    assert checks(tools, rgb)["white_clothing"]["passed"]
+    assert checks(tools, rgb)["white_clothing"].passed
     face = tools.analyzer.analyze(rgb).faces[0]
     person = tools.segmenter.mask(rgb)
     rows = np.arange(rgb.shape[0])[:, None] > face.chin[1] + 20
@@ -128,14 +128,14 @@ def test_white_clothing_on_white_background(tools):
     shirt = rgb.copy()
     shirt[cloth] = (245, 245, 242)
     c = checks(tools, shirt)["white_clothing"]
-    assert not c["passed"] and c["severity"] == "warning"
+    assert not c.passed and c.severity == "warning"
 
 
 def test_resolution_and_file_size_of_a_raw_capture(tools):
     report = tools.check(FACES / "grace_hopper.jpg", "id_card")
-    by_id = {c["id"]: c for c in report["checks"]}
-    assert by_id["resolution"]["value"] == [512, 600] and not by_id["resolution"]["passed"]
-    assert by_id["file_size"]["details"]["bytes"] == (FACES / "grace_hopper.jpg").stat().st_size
+    by_id = {c.id: c for c in report.checks}
+    assert by_id["resolution"].value == [512, 600] and not by_id["resolution"].passed
+    assert by_id["file_size"].details["bytes"] == (FACES / "grace_hopper.jpg").stat().st_size
 
 
 @pytest.mark.parametrize(

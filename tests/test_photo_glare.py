@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from kiosk import cli
-from kiosk.photo import PhotoTools
+from kiosk.photo import CheckResult, PhotoTools
 from kiosk.vision.imageio import load_image
 from tests.test_photo_checks import checks, png
 
@@ -26,7 +26,7 @@ REAL = ("grace_hopper.jpg", "astronaut.png", "luispedro.jpg")
 FAIL_ZH = "请调整眼镜角度，避免镜片反光"
 
 
-def glare_check(tools: PhotoTools, rgb: np.ndarray, profile: str = "id_card") -> dict:
+def glare_check(tools: PhotoTools, rgb: np.ndarray, profile: str = "id_card") -> CheckResult:
     return checks(tools, rgb, profile)["glasses_glare"]
 
 
@@ -69,8 +69,8 @@ def faces(tools) -> dict[str, tuple[np.ndarray, object]]:
 @pytest.mark.parametrize("name", REAL)
 def test_real_faces_with_and_without_glasses_pass(tools, faces, name):
     c = glare_check(tools, faces[name][0])
-    assert c["passed"] and c["value"] <= c["threshold"] and c["severity"] == "error"
-    assert c["message_en"] == "No reflections on the glasses"
+    assert c.passed and c.value <= c.threshold and c.severity == "error"
+    assert c.message_en == "No reflections on the glasses"
 
 
 @pytest.mark.parametrize("eye", (0, 1))
@@ -84,11 +84,11 @@ def test_a_reflection_on_one_lens_fails(tools, faces, name, eye):
         ("streak 0.25 x 0.03 IED at 30 degrees", paint(rgb, face, eye, 0.05, 0.12, 0.25, 0.03, -30)),
     ):
         c = glare_check(tools, glared)
-        assert not c["passed"], label
-        assert c["value"] > c["threshold"] and c["details"]["spots"] >= 1, label
+        assert not c.passed, label
+        assert c.value > c.threshold and c.details["spots"] >= 1, label
         side = ("left", "right")[eye]
-        assert c["details"][side] > c["details"][("right", "left")[eye]], label  # the painted lens
-        assert (c["message_zh"], c["message_en"]) == (
+        assert c.details[side] > c.details[("right", "left")[eye]], label  # the painted lens
+        assert (c.message_zh, c.message_en) == (
             FAIL_ZH,
             "Tilt your glasses slightly to avoid reflections",
         )
@@ -107,8 +107,8 @@ def test_white_blobs_off_the_lenses_and_catchlights_pass(tools, faces, name):
         ),
     ):
         c = glare_check(tools, painted)
-        assert c["passed"], label
-        assert c["details"]["spots"] == 0, label
+        assert c.passed, label
+        assert c.details["spots"] == 0, label
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, dict]:

@@ -1,9 +1,11 @@
-"""make-photo: for every profile and several faces, the written file is measured by the test itself."""
+"""make-photo: for every profile and several faces, the photo's bytes are measured by the test itself;
+the engine's report is the one of those bytes decoded again (in memory, no file)."""
 
 from __future__ import annotations
 
 import io
 import json
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -12,6 +14,8 @@ import pytest
 from PIL import Image
 
 from kiosk import cli
+from kiosk.capture.photo_adapter import PhotoMaker
+from kiosk.errors import InputError
 from kiosk.photo import PhotoError, load_profiles
 from kiosk.photo import measures as M
 from kiosk.photo.checks import byte_range
@@ -26,9 +30,8 @@ INPUTS = ("astronaut.png", "small_grace_hopper.jpg", "two_faces_mixed_size.jpg",
 @pytest.mark.parametrize("name", INPUTS)
 def test_output_is_inside_the_profile(tools, tmp_path, profile_id, name):
     prof = load_profiles()[profile_id]
-    out = tmp_path / "photo.jpg"
-    report = tools.make_photo(FACES / name, profile_id, out)
-    data = out.read_bytes()
+    photo = tools.make_photo(FACES / name, profile_id)
+    data = photo.jpeg
 
     img = Image.open(io.BytesIO(data))
     assert img.format == "JPEG" and img.size == prof.size and img.mode == "RGB"
@@ -61,10 +64,9 @@ def test_output_is_inside_the_profile(tools, tmp_path, profile_id, name):
         assert v is not None, kind
         assert (rule.min is None or v >= rule.min) and (rule.max is None or v <= rule.max), (kind, v, rule)
 
-    # the report is the written file's: same verdicts as checking the file again
-    again = tools.check(out, profile_id)
-    assert [c["passed"] for c in again["checks"]] == [c["passed"] for c in report["checks"]]
-    by_id = {c["id"]: c for c in report["checks"]}
+    # the report is the JPEG's: checking the bytes again gives the same report, to the last digit
+    assert tools.check(data, profile_id).to_json() == photo.report.to_json()
+    by_id = {c.id: c for c in photo.report.checks}
     # (background_uniformity is left out: where the segmenter half-keeps an object at the photo's
     # edge, such as the astronaut's helmet ring, the check rightly reports the remnant)
     for cid in (
@@ -77,21 +79,22 @@ def test_output_is_inside_the_profile(tools, tmp_path, profile_id, name):
         "exposure",
         "illumination_uniformity",
     ):
-        assert by_id[cid]["passed"], (cid, by_id[cid])
+        assert by_id[cid].passed, (cid, by_id[cid])
 
 
-def test_background_choice_and_refusals(tools, tmp_path):
-    out = tmp_path / "blue.jpg"
-    report = tools.make_photo(FACES / "astronaut.png", "exit_entry", out, background="light_blue")
-    by_id = {c["id"]: c for c in report["checks"]}
-    assert by_id["background_color"]["details"]["matched"] == "light_blue"
-    corner = load_image(out)[:20, :20].reshape(-1, 3).mean(axis=0)
+def test_background_choice_and_refusals(tools):
+    photo = tools.make_photo(FACES / "astronaut.png", "exit_entry", background="light_blue")
+    assert photo.report.get("background_color").details["matched"] == "light_blue"
+    corner = load_image(photo.jpeg)[:20, :20].reshape(-1, 3).mean(axis=0)
     assert np.abs(corner - (170, 210, 240)).max() < 4
     with pytest.raises(PhotoError, match="3 faces found"):
-        tools.make_photo(FACES / "multi_face.jpg", "id_card", tmp_path / "x.jpg")
+        tools.make_photo(FACES / "multi_face.jpg", "id_card")
     with pytest.raises(PhotoError, match="no face found"):
-        tools.make_photo(FACES / "chelsea.png", "id_card", tmp_path / "y.jpg")
-    assert not (tmp_path / "x.jpg").exists() and not (tmp_path / "y.jpg").exists()
+        tools.make(load_image(FACES / "chelsea.png"), "id_card")
+    with pytest.raises(InputError, match="not allowed for id_card"):
+        tools.make(load_image(FACES / "astronaut.png"), "id_card", background="light_blue")
+    with pytest.raises(InputError, match="expected an RGB uint8 image"):
+        tools.make(np.zeros((480, 640), np.float32), "id_card")
 
 
 def test_a_12_megapixel_still(tools, tmp_path):
@@ -100,11 +103,57 @@ def test_a_12_megapixel_still(tools, tmp_path):
     still = cv2.resize(src, (4056, 3040), interpolation=cv2.INTER_CUBIC)
     f = tmp_path / "still.jpg"
     Image.fromarray(still).save(f, quality=90)
-    report = tools.make_photo(f, "id_card", tmp_path / "out.jpg")
-    assert report["source"] == {"width": 4056, "height": 3040}
-    assert Image.open(tmp_path / "out.jpg").size == (358, 441)
-    by_id = {c["id"]: c for c in report["checks"]}
-    assert by_id["face_size"]["passed"] and by_id["eye_line"]["passed"]
+    for photo in (tools.make_photo(f, "id_card"), tools.make(still, "id_card")):  # file, array
+        assert photo.source_size == (4056, 3040)
+        assert photo.to_json()["source"] == {"width": 4056, "height": 3040}
+        assert Image.open(io.BytesIO(photo.jpeg)).size == (358, 441)
+        assert photo.report.get("face_size").passed and photo.report.get("eye_line").passed
+        assert tools.check(photo.jpeg, "id_card").to_json() == photo.report.to_json()
+
+
+def test_the_session_photo_stays_in_memory(tools, tmp_path, monkeypatch):
+    """PhotoMaker hands the still to the engine as an array: no temporary file or folder, and the
+    result's report is that of its JPEG bytes."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    still = load_image(FACES / "grace_hopper.jpg")
+    maker = PhotoMaker(tools=tools)
+    result = maker.make(still, "id_card")
+    assert result.jpeg is not None and result.jpeg.startswith(b"\xff\xd8") and list(tmp_path.iterdir()) == []
+    assert tools.check(result.jpeg, "id_card").to_json() == result.report.to_json()
+    assert result.compliant == result.report.compliant
+    assert result.reason == (
+        None
+        if result.compliant
+        else {
+            "zh": result.report.failures()[0].message_zh,
+            "en": result.report.failures()[0].message_en,
+            "check": result.report.failures()[0].id,
+        }
+    )
+    refused = maker.make(load_image(FACES / "chelsea.png"), "id_card")  # a cat: no photo, a reason
+    assert not refused.compliant and refused.jpeg is None and "face" in refused.reason["en"].lower()
+    result.wipe()
+    assert result.jpeg is None and result.checks == []
+
+
+def test_results_give_the_design_json(tools):
+    """The DESIGN.md contract: profile, compliant, checks with id/value/threshold/passed/messages."""
+    photo = tools.make(load_image(FACES / "grace_hopper.jpg"), "id_card")
+    j = photo.to_json(output="out.jpg")
+    assert list(j) == [
+        "output", "profile", "profile_version", "compliant", "checks", "encoding", "placement", "source"
+    ]
+    assert list(photo.to_json()) == list(j)[1:]
+    assert j["compliant"] is photo.compliant and j["encoding"]["bytes"] == len(photo.jpeg)
+    for c, cj in zip(photo.report.checks, j["checks"], strict=True):
+        assert list(cj)[:7] == [
+            "id", "value", "threshold", "passed", "severity", "message_zh", "message_en"
+        ]
+        assert (cj["id"], cj["passed"], cj["message_zh"], cj["message_en"]) == (
+            c.id, c.passed, c.message_zh, c.message_en
+        )
+        assert ("details" in cj) == bool(c.details)
+    json.dumps(j)  # plain JSON: no numpy values left
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
@@ -140,6 +189,12 @@ def test_cli_exit_codes(tmp_path, capsys):
     code, out, _ = run_cli(["check", str(FACES / "chelsea.png"), "--profile", "id_card", "--json"], capsys)
     report = json.loads(out)
     assert code == 1 and report["checks"][0]["id"] == "single_face" and not report["checks"][0]["passed"]
+
+    cat = tmp_path / "cat.jpg"
+    code, out, err = run_cli(
+        ["make-photo", str(FACES / "chelsea.png"), "--profile", "id_card", "-o", str(cat)], capsys
+    )
+    assert code == 1 and out == "" and err.count("\n") == 1 and "face" in err and not cat.exists()
 
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"GIF89a not really")

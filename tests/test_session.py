@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kiosk.capture.guidance import Guidance
-from kiosk.capture.photo_adapter import PhotoResult
+from kiosk.capture.photo_adapter import CaptureResult
 from kiosk.capture.session import (
     BUTTONS,
     CAMERA_SORRY,
@@ -23,6 +23,7 @@ from kiosk.capture.session import (
 )
 from kiosk.config import SessionConfig
 from kiosk.hw.camera import CameraError, Frame
+from kiosk.photo.results import CheckReport, CheckResult
 
 S = State
 DOCS = [
@@ -113,10 +114,10 @@ class FakeMaker:
             raise self.error
         self.made += 1
         if self.compliant:
-            return PhotoResult(profile, True, b"\xff\xd8photo%d" % self.made, [{"id": "yaw", "passed": True}])
-        return PhotoResult(
-            profile, False, b"bad", [], {"zh": "请闭上嘴巴", "en": "Close your mouth", "check": "mouth"}
-        )
+            report = CheckReport(profile, "test", [CheckResult("yaw", 1.0, [-10, 10], True, "pass")])
+            return CaptureResult(profile, b"\xff\xd8photo%d" % self.made, report)
+        report = CheckReport(profile, "test", [CheckResult("mouth_closed", 0.3, 0.1, False, "fail")])
+        return CaptureResult(profile, b"bad", report)
 
 
 @pytest.fixture
@@ -293,7 +294,7 @@ def test_a_failed_photo_says_why_and_goes_back_to_guidance(rig):
     assert s.history[-1][1:] == ("guidance", "photo_bad") or ("guidance", "photo_bad") in [
         h[1:] for h in s.history
     ]
-    assert s.hub.state["message"]["en"] == "Close your mouth"
+    assert s.hub.state["message"]["en"] == "Please close your mouth and keep a neutral expression"
     assert s.hub.photo is None
 
 

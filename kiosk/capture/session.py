@@ -22,7 +22,7 @@ from typing import Any
 
 from kiosk.capture.hub import Hub
 from kiosk.capture.live import LiveLoop
-from kiosk.capture.photo_adapter import PhotoResult
+from kiosk.capture.photo_adapter import CaptureResult
 from kiosk.config import SessionConfig
 from kiosk.text import pair
 
@@ -124,9 +124,9 @@ class Session:
     def _wipe_citizen(self) -> None:
         """Forget everything about the citizen: choice, frames, still, photo, messages."""
         photo = getattr(self, "photo", None)
-        if isinstance(photo, PhotoResult):
+        if isinstance(photo, CaptureResult):
             photo.wipe()
-        self.photo: PhotoResult | None = None
+        self.photo: CaptureResult | None = None
         self.still = None
         self.frame = None
         self.profile: str | None = None
@@ -391,7 +391,7 @@ class Session:
             snap["photo"] = {
                 "url": f"/photo.jpg?s={self.sessions}&r={self.retakes}",
                 "compliant": self.photo.compliant,
-                "checks": self.photo.checks,
+                "checks": [c.to_json() for c in self.photo.checks],
             }
         return snap
 

@@ -8,13 +8,13 @@ never passes silently.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from kiosk.photo import measures as M
-from kiosk.photo.profiles import Profile, Rule, load_messages
+from kiosk.photo.profiles import Profile, Rule
+from kiosk.photo.results import CheckResult
 from kiosk.vision.types import Analysis
 
 FACE_CHECKS = (
@@ -29,52 +29,6 @@ FACE_CHECKS = (
     "sharpness",
     "glasses_glare",
 )  # besides the geometry rules: need a face
-
-
-@dataclass
-class CheckResult:
-    id: str
-    value: Any
-    threshold: Any
-    passed: bool
-    outcome: str  # key into messages.toml: "pass", "fail", "too_dark", ...
-    severity: str = "error"
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        msgs = load_messages()
-        text = (
-            msgs.get(self.id, {}).get(self.outcome)
-            or msgs.get(self.id, {}).get("fail")
-            or msgs["not_measured"][""]
-        )
-        out = {
-            "id": self.id,
-            "value": _plain(self.value),
-            "threshold": _plain(self.threshold),
-            "passed": bool(self.passed),
-            "severity": self.severity,
-            "message_zh": text["zh"],
-            "message_en": text["en"],
-        }
-        if self.details:
-            out["details"] = _plain(self.details)
-        return out
-
-
-def _plain(v: Any) -> Any:
-    """JSON-friendly copy with floats rounded to what a measure can claim."""
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return [_plain(x) for x in v]
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (float, np.floating)):
-        return round(float(v), 3)
-    if isinstance(v, np.integer):
-        return int(v)
-    return v
 
 
 def _range(

@@ -1,24 +1,25 @@
 """`check` and `make-photo`: decode, analyse, segment, measure; compose, encode, re-measure.
 
-Models load once per PhotoTools, so a session (or a test run) pays for them once.
+Images come in as arrays (a still) or encoded bytes (a file's); results go out as objects
+(kiosk.photo.results) — writing files and JSON is the caller's edge. Models load once per
+PhotoTools, so a session (or a test run) pays for them once.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
 from kiosk.config import VisionConfig
-from kiosk.durable import write_atomic
 from kiosk.errors import InputError, KioskError
 from kiosk.photo.checks import byte_range, evaluate
 from kiosk.photo.compose import Calibration, choose_scale, compose
 from kiosk.photo.encode import encode_in_range
 from kiosk.photo.measures import face_geometry
-from kiosk.photo.profiles import Profile, get_profile
+from kiosk.photo.profiles import Color, Profile, get_profile
+from kiosk.photo.results import CheckReport, PhotoResult, plain
 from kiosk.vision.analyzer import FaceAnalyzer, rescale
 from kiosk.vision.imageio import load_image, original_size
 from kiosk.vision.segmentation import PersonSegmenter
@@ -70,8 +71,8 @@ class PhotoTools:
         copy = _shrink(rgb, self.vision.analysis_max_side)
         return copy, self.analyzer.analyze(copy)
 
-    def check(self, source: str | Path | bytes, profile: Profile | str) -> dict[str, Any]:
-        """The check report of an image file (or its bytes) against a profile."""
+    def check(self, source: str | Path | bytes, profile: Profile | str) -> CheckReport:
+        """The check report of an image file (or its bytes, decoded in memory) against a profile."""
         profile = get_profile(profile) if isinstance(profile, str) else profile
         data = _read(source)
         rgb = _decode(
@@ -81,85 +82,111 @@ class PhotoTools:
         copy, analysis = self._analyze(rgb)
         person = self.segmenter.mask(copy)
         results = evaluate(copy, analysis, profile, person, full, len(data))
-        return {
-            "profile": profile.id,
-            "profile_version": profile.version,
-            "compliant": all(r.passed for r in results if r.severity == "error"),
-            "checks": [r.to_json() for r in results],
-        }
+        return CheckReport(profile.id, profile.version, results)
+
+    def make(self, rgb: np.ndarray, profile: Profile | str, background: str | None = None) -> PhotoResult:
+        """The document photo of a still held in memory (RGB, uint8), re-checked from its JPEG bytes."""
+        profile = get_profile(profile) if isinstance(profile, str) else profile
+        color = _background(profile, background)
+        if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.shape[2:] == (3,)):
+            raise InputError(f"still: expected an RGB uint8 image, got {getattr(rgb, 'shape', type(rgb))}")
+        h, w = rgb.shape[:2]
+        copy, analysis = self._analyze(rgb)
+        _one_face(analysis)
+        analysis = rescale(analysis, w / copy.shape[1], w, h)
+        return self._compose(rgb, analysis, profile, color, (w, h))
 
     def make_photo(
         self,
         source: str | Path | bytes,
         profile: Profile | str,
-        out: str | Path,
         background: str | None = None,
-    ) -> dict[str, Any]:
-        """Write the document photo to `out`; return its report, re-measured from the written bytes."""
+    ) -> PhotoResult:
+        """The document photo of an image file (or its bytes); the caller writes ``jpeg`` where it wants.
+
+        A JPEG is decoded in draft mode for the analysis, and in full only when the photo needs the detail.
+        """
         profile = get_profile(profile) if isinstance(profile, str) else profile
-        color = None
-        if background is not None:
-            color = next((c for c in profile.backgrounds if c.id == background), None)
-            if color is None:
-                allowed = ", ".join(c.id for c in profile.backgrounds)
-                raise InputError(
-                    f"background {background!r} is not allowed for {profile.id} (allowed: {allowed})"
-                )
+        color = _background(profile, background)
         data = _read(source)
         name = "image" if isinstance(source, bytes) else str(source)
         rgb = _decode(data, name, self.vision.analysis_max_side)  # JPEG stills decode at 1/2..1/8
         full_w, full_h = original_size(data)
         copy, analysis = self._analyze(rgb)
-        if len(analysis.faces) != 1:
-            n = len(analysis.faces)
-            raise PhotoError(
-                "no face found" if n == 0 else f"{n} faces found: only one person may be in the photo"
-            )
+        _one_face(analysis)
         analysis = rescale(analysis, rgb.shape[1] / copy.shape[1], rgb.shape[1], rgb.shape[0])
         scale, _ = choose_scale(profile, face_geometry(analysis.faces[0]))
         if scale > 0.5 and rgb.shape[1] < full_w:  # a draft decode lacks the detail the photo needs
             factor = full_w / rgb.shape[1]
             rgb = _decode(data, name, None)
             analysis = rescale(analysis, factor, full_w, full_h)
-        best = None
+        return self._compose(rgb, analysis, profile, color, (full_w, full_h))
+
+    def _compose(
+        self,
+        rgb: np.ndarray,
+        analysis: Analysis,
+        profile: Profile,
+        color: Color | None,
+        source_size: tuple[int, int],
+    ) -> PhotoResult:
+        """Compose, encode, re-check the encoded bytes; correct the placement from what was measured."""
+        best: PhotoResult | None = None
+        best_misses = 0
         calib = Calibration()
         for _ in range(MAX_ATTEMPTS):
             comp = compose(rgb, analysis.faces[0], profile, self.segmenter, color, calib)
             enc = encode_in_range(comp.image, *byte_range(profile), profile.dpi)
-            report = self.check(enc.data, profile)  # the output is judged, from its bytes
-            measured = _geometry_measures(report, profile)
-            misses = sum(1 for c in report["checks"] if c["id"] in GEOMETRY_IDS and not c["passed"])
-            if best is None or misses < best[0]:
-                best = (misses, comp, enc, report)
+            report = self.check(enc.data, profile)  # the output is judged from its bytes, decoded again
+            misses = sum(1 for c in report.checks if c.id in GEOMETRY_IDS and not c.passed)
+            if best is None or misses < best_misses:
+                best = PhotoResult(enc.data, report, enc, comp.placement, source_size)
+                best_misses = misses
             if misses == 0:
                 break
-            calib = calib.learn(comp.placement.intended, measured)
-        _, comp, enc, report = best
-        write_atomic(Path(out), enc.data, mode=0o644)  # never a half-written photo under its name
-        return {
-            "output": str(out),
-            **report,
-            "encoding": enc.to_json(),
-            "placement": comp.placement.to_json(),
-            "source": {"width": full_w, "height": full_h},
-        }
+            calib = calib.learn(comp.placement.intended, _geometry_measures(report, profile))
+        assert best is not None
+        return best
 
 
-def _geometry_measures(report: dict[str, Any], profile: Profile) -> dict[str, float]:
-    """Rule -> value measured on the photo, from a check report."""
-    by_id = {c["id"]: c["value"] for c in report["checks"]}
+def _background(profile: Profile, background: str | None) -> Color | None:
+    """The profile's background colour of that id (None: the profile's first); unknown ids refused."""
+    if background is None:
+        return None
+    color = next((c for c in profile.backgrounds if c.id == background), None)
+    if color is None:
+        allowed = ", ".join(c.id for c in profile.backgrounds)
+        raise InputError(f"background {background!r} is not allowed for {profile.id} (allowed: {allowed})")
+    return color
+
+
+def _one_face(analysis: Analysis) -> None:
+    n = len(analysis.faces)
+    if n != 1:
+        if n == 0:
+            raise PhotoError("no face found", code="error.no_face")
+        many = f"{n} faces found: only one person may be in the photo"
+        raise PhotoError(many, code="error.many_faces", n=n)
+
+
+def _geometry_measures(report: CheckReport, profile: Profile) -> dict[str, float | None]:
+    """Rule -> value measured on the photo, from a check report, as precise as the report claims.
+
+    (Rounded like the JSON: the correction loop is sensitive to the last digits, and learning from
+    the reported values keeps make-photo's output what it was when the report was a dict.)
+    """
+    by_id = {c.id: plain(c.value) for c in report.checks}
     return {rule: by_id.get(r.check_id) for rule, r in profile.rules.items()}
 
 
-def run_check(path: str | Path, profile_id: str, vision: VisionConfig | None = None) -> dict[str, Any]:
+def run_check(path: str | Path, profile_id: str, vision: VisionConfig | None = None) -> CheckReport:
     return PhotoTools(vision).check(path, profile_id)
 
 
 def make_photo(
     path: str | Path,
     profile_id: str,
-    out: str | Path,
     vision: VisionConfig | None = None,
     background: str | None = None,
-) -> dict[str, Any]:
-    return PhotoTools(vision).make_photo(path, profile_id, out, background)
+) -> PhotoResult:
+    return PhotoTools(vision).make_photo(path, profile_id, background)
