@@ -67,6 +67,8 @@ class Manifest:
     created: str
     files: tuple[FileEntry, ...]
     raw: bytes
+    abi: str | None = None  # CPython ABI of the compiled files in site/ (e.g. cp311); None: none
+
 
     @property
     def total_size(self) -> int:
@@ -102,7 +104,10 @@ def parse_manifest(raw: bytes) -> Manifest:
             if not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
                 raise BundleError(f"bad sha256 for {path} in manifest")
             files.append(FileEntry(path, size, digest, mode))
-        return Manifest(version, str(data["arch"]), str(data.get("created", "")), tuple(files), raw)
+        abi = data.get("abi")
+        if abi is not None and not (isinstance(abi, str) and re.fullmatch(r"[a-z]+\d+", abi)):
+            raise BundleError(f"bad Python ABI {abi!r} in manifest")
+        return Manifest(version, str(data["arch"]), str(data.get("created", "")), tuple(files), raw, abi)
     except BundleError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -251,8 +256,12 @@ def build(
     signers: list[Signer],
     out: str | Path,
     arch: str = "any",
+    abi: str | None = None,
 ) -> Manifest:
-    """Write a signed bundle from (path in release, source file or contents) pairs."""
+    """Write a signed bundle from (path in release, source file or contents) pairs.
+
+    ``arch`` and ``abi`` are the target the terminal checks before installing (``platform.machine()``
+    and its Python's ABI tag); ``abi`` None: nothing in the bundle depends on the Python ABI."""
     parse_version(version)
     if not signers:
         raise KioskError("build: at least one signing key is needed")
@@ -275,6 +284,7 @@ def build(
         "name": "kiosk",
         "version": version,
         "arch": arch,
+        **({"abi": abi} if abi else {}),
         "created": created,
         "files": entries,
     }

@@ -6,6 +6,7 @@ update interrupted by a power cut is finished or undone before anything else hap
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +16,7 @@ import kiosk
 from kiosk.config import FleetConfig
 from kiosk.errors import KioskError
 from kiosk.fleet import bundle as bundle_mod
-from kiosk.fleet import fetch
+from kiosk.fleet import fetch, wheels
 from kiosk.fleet.keys import load_signer
 from kiosk.fleet.repository import Repository, generate_keys
 from kiosk.fleet.service import CommandControl, SystemdControl
@@ -25,7 +26,9 @@ LAUNCHER = b"""#!/bin/sh
 # Runs the release this file belongs to: the `current` link is resolved once, at start, so a
 # running service keeps its release while the updater switches the link.
 here=$(dirname "$(dirname "$(readlink -f "$0")")")
-# -P: the working directory must not shadow the release's own package.
+# -P: the working directory must not shadow the release's own package. PYTHONPATH puts the release
+# (app, then its locked site) before the system's paths, which stay on sys.path after them: on the
+# Pi, apt's picamera2/libcamera/lgpio in /usr/lib/python3/dist-packages are found there.
 PYTHONPATH="$here/app:$here/site${PYTHONPATH:+:$PYTHONPATH}" exec /usr/bin/python3 -P -m kiosk.cli "$@"
 """
 
@@ -65,8 +68,10 @@ def rollback(upd: Updater) -> list[Outcome]:
     return _locked(upd, upd.rollback)
 
 
-def recover(upd: Updater) -> list[Outcome]:
-    return _locked(upd, lambda: None)
+def recover(upd: Updater, boot: bool = False) -> list[Outcome]:
+    """``boot``: before kiosk.service starts; repair only, never restart the service."""
+    with upd.locked():
+        return [o for o in (upd.recover(boot=boot),) if o]
 
 
 def check(upd: Updater, url: str, install: bool) -> tuple[list[Outcome], fetch.Available | None]:
@@ -109,25 +114,41 @@ def source_checkout() -> Path:
 
 
 def build_from_checkout(
-    version: str, key_paths: list[str], out: str, arch: str, site: str | None = None
+    version: str,
+    key_paths: list[str],
+    out: str,
+    arch: str,
+    site: str | None = None,
+    cache: Path | None = None,
 ) -> bundle_mod.Manifest:
-    """The application from the working tree (+ an optional site-packages of locked dependencies
-    built for ``arch``) and a launcher, signed with the given targets key(s)."""
-    bundle_mod.parse_version(version)  # before reading keys: the cheapest mistake first
+    """The application from the working tree, the models, a launcher and ``site/``: the target's
+    lock installed from wheels for ``arch`` (locks/targets.toml), or a prepared ``site`` directory;
+    ``arch`` "any" ships the application alone. Signed with the given targets key(s).
+
+    Every ELF file is checked against the target's machine before anything is signed."""
+    bundle_mod.parse_version(version)  # before reading keys or downloading: the cheapest mistake first
     tree = source_checkout()
+    signers = [load_signer(k) for k in key_paths]
+    target = None if arch == "any" else wheels.target_for(tree / "locks", arch)
     files: list[tuple[str, Path | bytes]] = list(bundle_mod.tree_files(tree / "kiosk", "app/kiosk"))
     for extra in ("pyproject.toml", "README.md"):
         if (tree / extra).is_file():
             files.append((f"app/{extra}", tree / extra))
     if (tree / "models").is_dir():
         files += bundle_mod.tree_files(tree / "models", "app/models")
-    if site:
-        if not Path(site).is_dir():
-            raise KioskError(f"--site {site}: not a directory")
-        files += bundle_mod.tree_files(Path(site), "site")
     files.append(("bin/kiosk", LAUNCHER))
-    signers = [load_signer(k) for k in key_paths]
-    return bundle_mod.build(files, version, signers, out, arch=arch)
+    with tempfile.TemporaryDirectory(prefix="kiosk-site-") as tmp:
+        if site:
+            if not Path(site).is_dir():
+                raise KioskError(f"--site {site}: not a directory")
+            files += bundle_mod.tree_files(Path(site), "site")
+        elif target is not None:
+            if cache is None:
+                raise KioskError("build: a wheel cache directory is needed to build a site directory")
+            files += bundle_mod.tree_files(wheels.install_site(target, cache, Path(tmp) / "site"), "site")
+        wheels.check_binaries(files, arch, target.e_machine if target else None)
+        abi = target.abi if target is not None and any(rel.startswith("site/") for rel, _ in files) else None
+        return bundle_mod.build(files, version, signers, out, arch=arch, abi=abi)
 
 
 def init_repository(repo: str, keys: str, new_keys: bool) -> Path:

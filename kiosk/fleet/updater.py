@@ -34,6 +34,7 @@ from kiosk.fleet.bundle import BundleError, parse_version
 from kiosk.fleet.inhibit import exclusive_update
 from kiosk.fleet.keys import trusted_targets_keys
 from kiosk.fleet.service import ServiceControl
+from kiosk.fleet.wheels import python_abi
 
 EX_TEMPFAIL = 75  # "try again later": the timer's unit treats it as success (SuccessExitStatus=75)
 
@@ -62,6 +63,7 @@ class Policy:
     give_up_after: float = 7 * 24 * 3600.0  # deferred by sessions this long -> give up, clear status
     max_attempts: int = 2  # health checks cut short by a power cut before the release counts as failed
     arch: str = platform.machine()
+    abi: str = python_abi()  # the Python the releases run on (/usr/bin/python3 on the terminal)
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ class Updater:
         self.current = self.root / "current"
         self.state_path = self.root / "state" / "update.json"
         self.trusted_root = self.root / "state" / "tuf" / "root.json"
+        self._boot = False
 
     # --- state ---------------------------------------------------------------------------------
 
@@ -176,8 +179,14 @@ class Updater:
 
     # --- recovery ------------------------------------------------------------------------------
 
-    def recover(self) -> Outcome | None:
-        """Finish or undo an interrupted update; returns what was done, or None if nothing was."""
+    def recover(self, boot: bool = False) -> Outcome | None:
+        """Finish or undo an interrupted update; returns what was done, or None if nothing was.
+
+        ``boot``: run before the service starts (kiosk-update-recover.service, Before=kiosk.service):
+        only the link and the state are repaired; the service is never restarted or waited for, as
+        its start job is queued behind this one (restarting it from here would deadlock the boot).
+        """
+        self._boot = boot
         state = self.load_state()
         phase = state["phase"]
         pending = state.get("pending") or {}
@@ -237,7 +246,7 @@ class Updater:
 
     def _restart_and_wait(self) -> str | None:
         """Restart whatever ``current`` now is (nothing if no release) and wait for its READY."""
-        if self.current_version() is None:
+        if self.current_version() is None or self._boot:
             return None
         self.service.restart()
         return self.service.wait_ready(self.policy.ready_timeout)
@@ -252,6 +261,10 @@ class Updater:
         if manifest.arch not in ("any", self.policy.arch):
             raise UpdateRefused(
                 f"bundle {v} is built for {manifest.arch}, this terminal is {self.policy.arch}"
+            )
+        if manifest.abi not in (None, self.policy.abi):
+            raise UpdateRefused(
+                f"bundle {v} is built for Python {manifest.abi}, this terminal runs {self.policy.abi}"
             )
         if v in state["failed"]:
             raise UpdateRefused(f"release {v} failed before ({state['failed'][v]}); not retried")
