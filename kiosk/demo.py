@@ -259,7 +259,12 @@ def run_demo(
 
 
 def demo_command(
-    cfg: Config, out: Path, profile: str | None = None, city: str | None = None, as_json: bool = False
+    cfg: Config,
+    out: Path,
+    profile: str | None = None,
+    city: str | None = None,
+    as_json: bool = False,
+    max_sim_s: float = LIMIT_S,
 ) -> int:
     """`kiosk demo`: progress and a summary for a person, or one JSON object (also on failure)."""
 
@@ -268,7 +273,7 @@ def demo_command(
             print(line, flush=True)
 
     try:
-        result = run_demo(cfg, out, profile=profile, city=city, progress=say)
+        result = run_demo(cfg, out, profile=profile, city=city, max_sim_s=max_sim_s, progress=say)
     except DemoFailed as exc:
         if not as_json:
             raise

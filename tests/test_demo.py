@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import shutil
 
+import pytest
 import zxingcpp
 from PIL import Image
 
 from kiosk.cli import main
+from kiosk.config import load_config
+from kiosk.demo import LIMIT_S, DemoFailed, demo_command, run_demo
 from kiosk.photo.service import PhotoTools
 from kiosk.receipt.numbers import check_ok
+from kiosk.samples import sample_path
 from kiosk.store import Store
 
 
@@ -51,10 +57,18 @@ def test_demo_guides_a_badly_posed_unevenly_lit_citizen_to_a_compliant_photo(tmp
     assert codes.get("Code128") == number and codes.get("QRCode") == number
 
 
-def test_demo_with_an_unknown_document_fails_in_one_line(tmp_path, capsys):
-    assert main(["demo", "--profile", "moon_visa", "--out", str(tmp_path), "--state-dir", str(tmp_path)]) == 1
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--profile", "moon_visa"], "kiosk: demo: unknown document 'moon_visa'"),
+        (["--city", "nowhere"], "kiosk: demo: id_card receipts are not issued for 'nowhere'"),
+    ],
+)
+def test_demo_with_an_unknown_document_or_city_is_bad_input_in_one_line(tmp_path, capsys, args, message):
+    assert main(["demo", *args, "--out", str(tmp_path / "out"), "--state-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("kiosk: demo: unknown document 'moon_visa'") and err.count("\n") == 1
+    assert err.startswith(message) and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()  # refused before anything is built or written
 
 
 def test_demo_into_an_unusable_folder_fails_in_one_line(tmp_path, capsys):
@@ -63,3 +77,43 @@ def test_demo_into_an_unusable_folder_fails_in_one_line(tmp_path, capsys):
     assert main(["demo", "--out", str(blocker / "out"), "--state-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"kiosk: demo: cannot create {blocker / 'out'}") and err.count("\n") == 1
+
+
+@pytest.fixture
+def own_face_config(tmp_path):
+    """A configuration whose simulated camera shows a face of our own (a copy of the sample)."""
+    face = tmp_path / "li_wei.jpg"
+    shutil.copy(sample_path(), face)
+    path = tmp_path / "kiosk.toml"
+    path.write_text(f'[hardware]\nsim_face = "{face}"\n')
+    return load_config(path, tmp_path / "state")
+
+
+def test_a_failed_demo_still_answers_in_json_and_names_the_configured_face(tmp_path, capsys, own_face_config):
+    """Two simulated seconds are too few for the badly posed citizen: the session times out at the
+    limit it was given, and --json says so in one object (exit 1, one line on stderr)."""
+    code = demo_command(own_face_config, tmp_path / "out", as_json=True, max_sim_s=2.0)
+    out, err = capsys.readouterr()
+    assert code == 1
+    report = json.loads(out)
+    assert report["outcome"] == "timeout"
+    assert report["reason"] == "no accepted photo within 2 simulated seconds"
+    assert report["face"] == "li_wei.jpg" and report["compliant"] is False and report["number"] is None
+    assert 2.0 <= report["sim_seconds"] < 2.5  # it stops at the limit it names
+    assert [s["state"] for s in report["states"]][-1] == "idle" and report["prompts"]
+    assert err == "kiosk: demo: no accepted photo within 2 simulated seconds\n"
+
+
+def test_the_demo_names_the_configured_face_and_its_help_the_limit_it_stops_at(
+    tmp_path, capsys, own_face_config
+):
+    with pytest.raises(DemoFailed):
+        demo_command(own_face_config, tmp_path / "out", max_sim_s=0.5)
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("kiosk demo: a simulated session on li_wei.jpg, document id_card")
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"within {LIMIT_S:g} simulated seconds" in help_text
+    assert inspect.signature(run_demo).parameters["max_sim_s"].default == LIMIT_S
+    assert inspect.signature(demo_command).parameters["max_sim_s"].default == LIMIT_S
