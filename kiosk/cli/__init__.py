@@ -73,3 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a path the user gave cannot be read or written: bad input, one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"kiosk: {args.command}: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2 if exc.filename else 1
