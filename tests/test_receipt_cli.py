@@ -148,4 +148,4 @@ def test_receipt_service_hand_over_recover_and_cities(tmp_path):
     finally:
         svc.close()
     assert [c["id"] for c in cities_for("driving_licence")] == ["shenzhen", "guangzhou", "dongguan"]
-    assert len(cities_for("id_card")) == 4
+    assert len(cities_for("id_card")) == 21  # every prefecture-level city of Guangdong (issue 17)

@@ -12,7 +12,7 @@ from kiosk.errors import InputError, KioskError
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    summary = "image numbers and receipt slips: issue, list, reprint, verify, render"
+    summary = "image numbers and receipt slips: issue, list, reprint, verify, render, cities"
     p = add_command(sub, "receipt", summary, [common])
     rsub = p.add_subparsers(dest="receipt_command", metavar="ACTION", required=True)
     r = add_command(rsub, "issue", "issue a number for a photo and print its slip", [common], cmd_issue)
@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     r.add_argument("--png", help="virtual printer: write the slip as PNG here")
     r = add_command(rsub, "verify", "check a number's format and check character", [common], cmd_verify)
     r.add_argument("number", help="the image number")
+    add_json(r)
+    r = add_command(rsub, "cities", "the province's cities, their codes and documents", [common], cmd_cities)
+    r.add_argument("--profile", help="only the cities this document's receipt serves")
     add_json(r)
     r = add_command(rsub, "render", "render a stored slip to PNG (virtual printer)", [common], cmd_render)
     r.add_argument("number", help="the image number")
@@ -112,19 +115,33 @@ def cmd_reprint(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, cfg: Config) -> int:
-    from kiosk.receipt.numbers import parse
+    from kiosk.receipt.numbers import parse, verify
     from kiosk.receipt.wiring import open_store
 
-    parsed = parse(args.number)
-    with open_store(cfg) as store:
+    parse(args.number)  # a malformed number is refused before anything is opened
+    with open_store(cfg) as store:  # (the store also chooses the configured province)
+        parsed, city = verify(args.number)  # the region digits must be a city of the province
         known = store.number(parsed.number) is not None
     if args.json:
-        emit({**parsed.to_json(), "in_store": known})
+        emit({**parsed.to_json(), "city": city.id, "city_zh": city.name_zh, "in_store": known})
     else:
         print(
-            f"{parsed.number}: valid {parsed.profile_id} number, region {parsed.region}, station "
-            f"{parsed.station}, {parsed.day}, #{parsed.seq}{'' if known else ' (not issued here)'}"
+            f"{parsed.number}: valid {parsed.profile_id} number, region {parsed.region} ({city.name_zh}), "
+            f"station {parsed.station}, {parsed.day}, #{parsed.seq}{'' if known else ' (not issued here)'}"
         )
+    return 0
+
+
+def cmd_cities(args: argparse.Namespace, cfg: Config) -> int:
+    from kiosk.receipt.wiring import use_config
+
+    rows = use_config(cfg).rows(args.profile)
+    if args.json:
+        emit({"cities": rows})
+    else:
+        for r in rows:
+            docs = " ".join(r["documents"])
+            print(f"{r['id']:<10} {r['region']}  {r['zh']}  {r['en']:<10} {r['group_zh']:<4} {docs}")
     return 0
 
 

@@ -46,14 +46,24 @@ function renderDocuments() {
   const sel = document.getElementById("city");
   const key = cities.join(",") + "|" + state.lang;
   if (sel.dataset.key !== key) {  // value = city id, text = its name in the chosen language
+    // the home city (first in the list) on top, the others in their region's section (optgroup)
     const chosen = sel.value;
     sel.innerHTML = "";
-    for (const c of cities) {
+    const sections = new Map();
+    cities.forEach((c, i) => {
       const o = document.createElement("option");
       o.value = c;
       o.textContent = names[c] ? text(names[c]) : c;
-      sel.appendChild(o);
-    }
+      const group = i > 0 && names[c] && names[c].group ? text(names[c].group) : "";
+      if (!group) { sel.appendChild(o); return; }
+      if (!sections.has(group)) {
+        const g = document.createElement("optgroup");
+        g.label = group;
+        sections.set(group, g);
+        sel.appendChild(g);
+      }
+      sections.get(group).appendChild(o);
+    });
     if (cities.includes(chosen)) sel.value = chosen;
     sel.dataset.key = key;
   }
