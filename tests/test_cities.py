@@ -200,3 +200,22 @@ def test_layout_errors_name_the_key():
         parse_layouts({**base, "home": "c"})
     with pytest.raises(LayoutError, match="receipt.home_city: '杭州'"):
         use_layouts(None, "杭州")
+
+
+@pytest.mark.parametrize("typed", ["深圳市", " SHENZHEN ", "shenzhen"])
+def test_the_session_takes_the_city_as_typed_and_keeps_its_id(typed):
+    """The UI posts what the citizen chose or typed; the session resolves it with the same function."""
+    from kiosk.capture.photo_adapter import documents
+    from kiosk.capture.session import Session, State
+    from kiosk.config import SessionConfig
+    from kiosk.receipt.wiring import cities_for
+
+    s = Session(SessionConfig(), None, None, None, lambda *a: {}, documents(cities_for), lambda p: {})
+    s.post("start")
+    s.step()
+    s.post("choose", profile="id_card", city="杭州")  # not a city of the province: ignored
+    s.step()
+    assert s.state is State.CHOOSE
+    s.post("choose", profile="id_card", city=typed)
+    s.step()
+    assert s.state is State.CONSENT and s.city == "shenzhen"

@@ -24,6 +24,7 @@ from kiosk.capture.hub import Hub
 from kiosk.capture.live import LiveLoop
 from kiosk.capture.photo_adapter import CaptureResult
 from kiosk.config import SessionConfig
+from kiosk.receipt.cities import resolve as resolve_city
 from kiosk.text import pair
 
 log = logging.getLogger("kiosk.session")
@@ -223,9 +224,13 @@ class Session:
             log.info("ignored choice of unknown document %r", profile)
             return False
         city = str(ev.data.get("city") or "")
-        if doc["cities"] and city not in doc["cities"]:
-            log.info("ignored choice of city %r for %s", city, profile)
-            return False
+        if doc["cities"]:  # as typed or said (深圳, 深圳市, Shenzhen): the one resolver of kiosk.receipt
+            names = doc.get("city_names") or {}
+            chosen = resolve_city(city, {c: names.get(c, {}) for c in doc["cities"]})
+            if chosen is None:
+                log.info("ignored choice of city %r for %s", city, profile)
+                return False
+            city = chosen
         self.profile, self.city = profile, city
         return True
 
