@@ -78,7 +78,7 @@ awk '/^# >>> kiosk/{skip=1} !skip{print} /^# <<< kiosk/{skip=0}' "$cfg" > "$cfg.
 cat "$here/config.txt" >> "$cfg.new"
 mv "$cfg.new" "$cfg"
 
-step "configuration /etc/kiosk/kiosk.toml"
+step "configuration /etc/kiosk/kiosk.toml (root's; the technician's changes go to /etc/kiosk/local/)"
 if [ ! -f "$R/etc/kiosk/kiosk.toml" ]; then
     {
         echo "# Written by provision.sh: the pin map (hardware/pinmap.toml) and the fleet repository."
@@ -90,6 +90,11 @@ if [ ! -f "$R/etc/kiosk/kiosk.toml" ]; then
     chmod 0644 "$R/etc/kiosk/kiosk.toml.new"
     mv "$R/etc/kiosk/kiosk.toml.new" "$R/etc/kiosk/kiosk.toml"
 fi
+# Root runs what this file names (fleet.restart_command, fleet.unit): only root may change it,
+# also on a terminal provisioned before the split (then /etc/kiosk was group-writable).
+chmod 0755 "$R/etc/kiosk"
+chmod 0644 "$R/etc/kiosk/kiosk.toml"
+if [ "$(id -u)" = 0 ]; then chown root:root "$R/etc/kiosk" "$R/etc/kiosk/kiosk.toml"; fi
 
 py=${KIOSK_PYTHON:-}
 if [ -z "$py" ]; then

@@ -169,7 +169,8 @@ class Rig:
             target=run_console,
             args=(self.cfg, self.state, str(self.link), self.stop, self.log.append),
             kwargs={
-                "reload": lambda: replace(load_config(self.config_path, self.state).console, **cfg_changes)
+                "reload": lambda: replace(load_config(self.config_path, self.state).console, **cfg_changes),
+                "config_file": self.config_path,
             },
             daemon=True,
         )
