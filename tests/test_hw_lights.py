@@ -49,3 +49,25 @@ def test_pin_configuration_is_validated_with_the_key_named(tmp_path):
     bad.write_text('[hardware]\ncamera = "webcam"\n')
     with pytest.raises(ConfigError, match="hardware.camera: expected auto, sim, picamera2, v4l2 or file"):
         load_config(bad)
+
+
+def test_the_pin_factory_is_passed_in_never_installed_globally():
+    """Two stations in one process (tests, demo beside a service) keep their own pins, and gpiozero's
+    global default factory is left as it was."""
+    from gpiozero import Device
+
+    from kiosk.hw.lights import pin_factory
+
+    before = Device.pin_factory
+    f1, f2 = pin_factory(sim=True), pin_factory(sim=True)
+    a, b = Lights.from_config(HardwareConfig(), f1), Lights.from_config(HardwareConfig(), f2)
+    try:
+        assert Device.pin_factory is before
+        a.set({"left": 1.0, "fill": 0.5})
+        assert f1.pin(12).state == 1.0 and f2.pin(12).state == 0.0
+        assert b.levels == {"left": 0.0, "right": 0.0, "fill": 0.0}
+        assert a.levels == {"left": 1.0, "right": 0.0, "fill": 0.5}
+        assert f1.pin(12).frequency == HardwareConfig().led_frequency
+    finally:
+        a.close()
+        b.close()

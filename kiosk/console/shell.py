@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kiosk import __version__
-from kiosk.config import ConsoleConfig
+from kiosk.config import ConsoleConfig, load_config
 from kiosk.console.audit import ConsoleAudit
 from kiosk.console.guard import LoginGuard
 from kiosk.console.lineedit import EndOfInput, Interrupt, Line, LineEditor, TooLong
 from kiosk.console.pin import valid_pin_format, verify_pin
 from kiosk.console.text import to_terminal
 from kiosk.errors import InputError, KioskError
-from kiosk.service_api import call, socket_path
+from kiosk.service_api import ApiError, ServiceDown, call, socket_path
 
 MAX_LINE = 200
 READ_CHUNK = 4096
@@ -262,6 +262,7 @@ class Console:
             self.logged_in = True
             self.audit.record("login", "", "ok")
             self.say(f"logged in; idle logout after {self.cfg.idle_timeout_s:.0f} s. Type `help`.")
+            self._config_notice()
             return
         wait = self.guard.failure()
         if self.guard.locked_until:
@@ -270,6 +271,24 @@ class Console:
         else:
             self.audit.record("login", "", f"wrong PIN ({self.guard.failures} of {self.cfg.max_attempts})")
             self.say(f"wrong PIN; wait {_secs(wait)} s")
+
+    def _config_notice(self) -> None:
+        """A service that did not start, or started without the technician's latest changes, is
+        the first thing the technician needs to know (and can fix with `config set`)."""
+        try:
+            state = self.call("console.config_state", timeout=3.0).get("config", "")
+        except ServiceDown:
+            state = "the service is not running"
+            if self.config_file is not None:
+                try:
+                    fallback = load_config(self.config_file, self.state_dir).source.fallback
+                except KioskError as exc:
+                    fallback = str(exc)
+                state += f"; configuration: {fallback}" if fallback else ""
+        except (ApiError, AttributeError):
+            return
+        if state and state != "as written":
+            self.say(f"NOTE: {state}")
 
     def logout(self, how: str) -> None:
         self.audit.record("logout", "", how)

@@ -129,9 +129,13 @@ class ConsoleHandlers:
         except OSError as exc:
             out["disk"] = f"unknown ({exc.strerror})"
         out["queue"] = self._try(self._queue_counts)
-        fallback = ctx.config.source.fallback
-        out["config"] = f"FALLBACK: {fallback}" if fallback else "as written"
+        out.update(self.config_state({}))
         return out
+
+    def config_state(self, args: dict[str, Any]) -> dict[str, str]:
+        """Whether the service runs on the technician's file as written (shown at every login)."""
+        fallback = self.ctx.config.source.fallback
+        return {"config": f"FALLBACK: {fallback}" if fallback else "as written"}
 
     def _camera(self) -> CameraPart | None:
         return self.ctx.camera() if self.ctx.camera is not None else None
@@ -472,6 +476,7 @@ def register_console_handlers(api: ServiceApi, context: MaintenanceContext) -> C
     h = ConsoleHandlers(context)
     table: dict[str, Callable[[dict[str, Any]], Any]] = {
         "console.status": h.status,
+        "console.config_state": h.config_state,
         "console.selftest": h.selftest,
         "console.lights": h.lights,
         "console.camera": h.camera,

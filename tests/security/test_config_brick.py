@@ -138,16 +138,26 @@ def test_kiosk_run_starts_on_the_last_good_configuration_and_says_so(tmp_path):
 
 
 def test_the_console_edits_the_configuration_while_the_service_is_down(tmp_path):
-    from tests.test_console_pty import Rig
+    from tests.test_console_pty import PIN, Rig
 
     rig = Rig(tmp_path, idle_timeout_s=60.0)
     try:
         t = rig.term
-        t.login()
-        rig.api.close()  # the service is down (failing to start, say)
+        rig.api.close()  # the service is down: it cannot start on a hand-edited file
+        local = rig.config_path.parent / "local" / "kiosk.toml"
+        local.parent.mkdir()
+        local.write_text('# hand edit\n[session]\nui_host = "bad host name"\n')
+        t.expect("PIN: ")
+        t.line(PIN)
+        t.expect(r"NOTE: the service is not running; configuration: config key session.ui_host:\s+the UI")
+        t.expect("kiosk> ")
+        out = t.run("config set session.ui_host 127.0.0.1")
+        assert "the service is not running: written directly" in out
+        assert local.read_text().startswith("# hand edit\n")
         out = t.run("config set session.countdown_s 5")
         assert "the service is not running: written directly" in out
-        assert load_config(rig.config_path, rig.state).session.countdown_s == 5.0
+        cfg = load_config(rig.config_path, rig.state)
+        assert cfg.session.countdown_s == 5.0 and not cfg.source.fallback
         out = t.run('config set session.ui_host "bad host"')
         assert "session.ui_host: the UI listens on loopback only" in out
         assert "fleet.unit is root-only" in t.run("config set fleet.unit reboot.target")
