@@ -143,3 +143,68 @@ def test_the_touchscreen_falls_back_to_the_bundled_font():
         assert resp.read() == fonts.bundled_font_path().read_bytes()
     finally:
         ui.close()
+
+
+BROWSER_PROBE = """
+import json, sys, tempfile
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from kiosk.capture.hub import Hub
+from kiosk.ui.server import UiServer
+
+ui = UiServer(Hub(), lambda *a, **k: None, port=0).start()
+opts = Options()
+opts.binary_location = sys.argv[1]
+for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--user-data-dir=" + tempfile.mkdtemp()):
+    opts.add_argument(flag)
+driver = webdriver.Chrome(service=Service(sys.argv[2]), options=opts)
+try:
+    driver.set_script_timeout(30)
+    driver.get(f"http://127.0.0.1:{ui.port}/")
+    print(json.dumps(driver.execute_async_script('''
+const done = arguments[arguments.length - 1];
+const fam = getComputedStyle(document.body).fontFamily;
+document.fonts.ready.then(() => document.fonts.load("48px " + fam, "惠州市")).then(loaded => {
+  const c = document.createElement("canvas"); c.width = c.height = 64;
+  const x = c.getContext("2d"), px = [];
+  for (const ch of ["惠", "州", "龘"]) {  // 龘 is not in the subset: the .notdef box
+    x.fillStyle = "#fff"; x.fillRect(0, 0, 64, 64); x.fillStyle = "#000";
+    x.font = "48px " + fam; x.fillText(ch, 4, 52);
+    px.push(Array.from(x.getImageData(0, 0, 64, 64).data.filter((v, i) => i % 4 == 0)).join());
+  }
+  done({loaded: loaded.map(f => f.family), differ: px[0] != px[1], tofu: px[0] == px[2] || px[1] == px[2]});
+}).catch(e => done({error: String(e)}));
+''')))
+finally:
+    driver.quit()
+    ui.close()
+"""
+
+
+@pytest.mark.browser
+def test_the_touchscreen_draws_chinese_in_chromium_without_a_cjk_font(tmp_path):
+    """Chromium with Latin fonts only (what its package brings): the screen's Chinese comes from
+    /fonts/cjk.otf, two characters draw differently and neither is the .notdef box."""
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    driver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    if not (Path(chromium).exists() and Path(driver).exists()):
+        pytest.skip("needs Debian's chromium and chromium-driver")
+    cjk_dirs = [
+        d for d in ("/usr/share/fonts/opentype/noto", "/usr/share/fonts/truetype/wqy") if Path(d).is_dir()
+    ]
+    hide = " && ".join(f"mount -t tmpfs none {d}" for d in cjk_dirs) or "true"
+    shell = _hidden_fonts_shell()
+    shell[4] = shell[4].replace("mount -t tmpfs none /usr/share/fonts", hide)
+    left = subprocess.run([*shell, "fc-list", ":lang=zh", "file"], capture_output=True, text=True)
+    if left.stdout.strip():
+        pytest.skip(f"a CJK font outside the hidden folders: {left.stdout.splitlines()[0]}")
+    probe = tmp_path / "probe.py"
+    probe.write_text(BROWSER_PROBE, encoding="utf-8")
+    proc = subprocess.run(
+        [*shell, sys.executable, str(probe), chromium, driver], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result == {"loaded": ["Kiosk CJK"], "differ": True, "tofu": False}
