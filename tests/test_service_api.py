@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from kiosk.errors import KioskError
-from kiosk.service_api import MAX_REQUEST, ApiError, ServiceApi, call
+from kiosk.service_api import MAX_REQUEST, ApiError, ServiceApi, ServiceDown, call
 
 
 @pytest.fixture
@@ -53,3 +53,13 @@ def test_garbage_and_overlong_requests_get_an_answer_and_the_server_lives(api):
 def test_no_service_is_a_clear_error(tmp_path):
     with pytest.raises(ApiError, match="not running"):
         call(tmp_path / "absent.sock", "status")
+
+
+def test_a_missing_service_is_told_apart_from_a_refusal(api, tmp_path):
+    """The console edits the configuration itself only when nothing listens (kiosk.console.commands)."""
+    _, path = api
+    with pytest.raises(ServiceDown, match="not running"):
+        call(tmp_path / "nothing.sock", "echo")
+    with pytest.raises(ApiError) as refused:
+        call(path, "refuse")
+    assert not isinstance(refused.value, ServiceDown)
