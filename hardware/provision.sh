@@ -63,7 +63,7 @@ systemd-sysusers --root="$R" "$R/usr/lib/sysusers.d/kiosk.conf"
 systemd-tmpfiles --create --root="$R" "$R/usr/lib/tmpfiles.d/kiosk.conf"
 
 step "units and udev rules"
-for unit in kiosk.service kiosk-console.service kiosk-ui.service kiosk-update.service kiosk-update.timer kiosk-purge.service kiosk-purge.timer; do
+for unit in kiosk.service kiosk-console.service kiosk-ui.service kiosk-update.service kiosk-update.timer kiosk-update-recover.service kiosk-purge.service kiosk-purge.timer; do
     install -m 0644 "$src/systemd/$unit" "$R/etc/systemd/system/$unit"
 done
 install -m 0644 "$here/udev/99-kiosk.rules" "$R/etc/udev/rules.d/99-kiosk.rules"
@@ -115,7 +115,7 @@ if [ "$system" = 1 ]; then
     udevadm control --reload
     udevadm trigger
     systemctl daemon-reload
-    systemctl enable kiosk.service kiosk-console.service kiosk-ui.service kiosk-update.timer kiosk-purge.timer
+    systemctl enable kiosk.service kiosk-console.service kiosk-ui.service kiosk-update.timer kiosk-update-recover.service kiosk-purge.timer
 fi
 
 if [ -n "$bundle" ]; then

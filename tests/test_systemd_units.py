@@ -16,6 +16,7 @@ LONG_RUNNING = ["kiosk.service", "kiosk-console.service", "kiosk-ui.service"]
 ALL_UNITS = LONG_RUNNING + [
     "kiosk-update.service",
     "kiosk-update.timer",
+    "kiosk-update-recover.service",
     "kiosk-purge.service",
     "kiosk-purge.timer",
 ]
@@ -91,7 +92,9 @@ def test_verify_reports_a_broken_unit(fake_root):
     assert "restart specifier" in proc.stderr
 
 
-@pytest.mark.parametrize("name", LONG_RUNNING + ["kiosk-update.service", "kiosk-purge.service"])
+@pytest.mark.parametrize(
+    "name", LONG_RUNNING + ["kiosk-update.service", "kiosk-update-recover.service", "kiosk-purge.service"]
+)
 def test_security_exposure_at_most_2(name):
     proc = subprocess.run(
         [_tool("systemd-analyze"), "security", "--offline=true", "--no-pager", str(UNITS / name)],
