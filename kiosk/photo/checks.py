@@ -15,7 +15,7 @@ import numpy as np
 from kiosk.photo import measures as M
 from kiosk.photo.profiles import Profile, Rule
 from kiosk.photo.results import CheckResult
-from kiosk.vision.types import Analysis
+from kiosk.vision.types import Analysis, Face
 
 FACE_CHECKS = (
     "face_centered",
@@ -110,18 +110,7 @@ def evaluate(
         ):
             ok = abs(value) <= limit
             results.append(CheckResult(cid, value, [-limit, limit], ok, "pass" if ok else "fail"))
-        eyes = min(face.eye_openness)
-        ok = eyes >= t["eyes_open_min"]
-        results.append(
-            CheckResult(
-                "eyes_open",
-                eyes,
-                t["eyes_open_min"],
-                ok,
-                "pass" if ok else "fail",
-                details={"left": face.eye_openness[0], "right": face.eye_openness[1]},
-            )
-        )
+        results.append(_eyes_open(face, t["eyes_open_min"]))
         ok = face.mouth_openness <= t["mouth_open_max"]
         results.append(
             CheckResult(
@@ -162,6 +151,21 @@ def evaluate(
     for r in results:
         r.severity = profile.severity.get(r.id, "error")
     return results
+
+
+def _eyes_open(face: Face, limit: float) -> CheckResult:
+    """Each eye on its own (a wink fails): the eyelid-contour aperture, never the mesh's.
+
+    The 468-point mesh keeps the lids apart on closed eyes, so without the iris model's contour
+    (vision.iris off) the check is not measured rather than passed.
+    """
+    if face.eye_state is None:
+        return _unmeasured("eyes_open", limit)
+    left, right = face.eye_openness
+    states = ["open" if v >= limit else "closed" for v in (left, right)]
+    ok = states == ["open", "open"]
+    details = {"left": left, "right": right, "left_state": states[0], "right_state": states[1]}
+    return CheckResult("eyes_open", min(left, right), limit, ok, "pass" if ok else "fail", details=details)
 
 
 def _exposure(e: M.Exposure, t: dict) -> CheckResult:

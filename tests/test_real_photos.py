@@ -1,0 +1,143 @@
+"""Compliance on real photos (tests/fixtures/real/, labels.toml, LICENSES.md): eyes, faces, coverings.
+
+Round 1's closed eyes were made by construction and hid what matters; these are photographs of
+people with their eyes closed, winking, squinting, in groups and wearing hats. The rates asserted
+here are the ones the README's "Compliance on real photos" reports.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from kiosk.photo.profiles import get_profile
+from kiosk.vision.analyzer import analyze_file, in_view
+from kiosk.vision.detector import FULL_RANGE
+from kiosk.vision.measures import eye_closed_below
+
+REAL = Path(__file__).parent / "fixtures" / "real"
+LABELS = tomllib.loads((REAL / "labels.toml").read_text("utf-8"))["photos"]
+MEDIAPIPE = json.loads((REAL / "mediapipe_faces.json").read_text("utf-8"))
+NEAR_THRESHOLD = 0.01  # MediaPipe's scores and ours differ by up to this (its XNNPACK sparse kernels)
+
+
+def _path(name: str) -> Path:
+    return REAL / LABELS[name]["category"] / f"{name}.jpg"
+
+
+def _names(**want: str) -> list[str]:
+    return [n for n, e in LABELS.items() if all(e[k] == v for k, v in want.items())]
+
+
+def test_the_fixtures_cover_every_category_with_a_licence_each():
+    licences = (REAL / "LICENSES.md").read_text("utf-8")
+    for name in LABELS:
+        assert _path(name).is_file(), name
+        assert f"{LABELS[name]['category']}/{name}.jpg" in licences
+    for eyes in ("closed", "one_closed", "squint", "open"):
+        assert _names(eyes=eyes), eyes
+    assert len(_names(category="group")) >= 5
+    assert len(_names(covering="hat")) >= 8 and _names(covering="religious")
+    assert _names(glasses="glasses") and _names(glasses="sunglasses")
+
+
+# --- eyes ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def eyes_checks(tools) -> dict[str, object]:
+    """name -> the eyes_open check of `kiosk check --profile id_card` on every photo whose eyes show."""
+    out = {}
+    for name, e in LABELS.items():
+        if e["eyes"] != "hidden" and e["category"] != "group":
+            out[name] = tools.check(_path(name), "id_card").get("eyes_open")
+    return out
+
+
+def _fail_rate(checks: dict, names: list[str]) -> float:
+    return sum(not checks[n].passed for n in names) / len(names)
+
+
+def test_eyes_open_fails_on_closed_eyes_and_on_a_wink_and_passes_open_and_squinting_eyes(eyes_checks):
+    closed = _names(eyes="closed")
+    wink = _names(eyes="one_closed")
+    opened = [n for n in eyes_checks if LABELS[n]["eyes"] in ("open", "squint")]
+    assert _fail_rate(eyes_checks, closed) >= 0.95
+    assert _fail_rate(eyes_checks, wink) >= 0.75
+    assert 1 - _fail_rate(eyes_checks, opened) >= 0.97
+    assert len(opened) >= 35
+    for n in wink:  # the wink: one eye closed, the other open, said per eye
+        d = eyes_checks[n].details
+        assert {d["left_state"], d["right_state"]} == {"open", "closed"}
+    for n in _names(eyes="squint"):  # narrowed lids with the pupil showing count as open
+        assert eyes_checks[n].passed, n
+
+
+def test_the_check_and_the_analysis_use_one_measure_and_one_limit(analyzer, eyes_checks):
+    assert get_profile("id_card").thresholds["eyes_open_min"] == eye_closed_below()
+    analysis, _ = analyze_file(analyzer, _path("mixed_eyes"))
+    face = analysis.faces[0]
+    c = eyes_checks["mixed_eyes"]
+    assert face.eye_state == (c.details["left_state"], c.details["right_state"])
+    assert min(face.eye_openness) == pytest.approx(c.value, abs=0.02)
+
+
+def test_the_mesh_alone_cannot_see_closed_eyes_so_without_the_iris_model_eyes_open_is_not_measured(analyzer):
+    """Why the eyes measure is the iris model's contour: the mesh reads a closed eye as open."""
+    analysis, rgb = analyze_file(analyzer, _path("closed_eyes"))
+    mesh_only = analyzer.analyze(rgb, iris=False).faces[0]
+    assert mesh_only.eye_state is None and min(mesh_only.eye_openness) > eye_closed_below()
+    assert analysis.faces[0].eye_state == ("closed", "closed")
+
+
+# --- faces --------------------------------------------------------------------------------------
+
+
+def _mediapipe_faces(name: str) -> list[dict]:
+    return MEDIAPIPE["photos"][f"{LABELS[name]['category']}/{name}.jpg"]
+
+
+@pytest.mark.parametrize("name", _names(category="group"))
+def test_a_group_photo_fails_single_face_and_the_count_is_mediapipes(tools, analyzer, name):
+    rgb = analyze_file(analyzer, _path(name))[1]
+    ours = analyzer.full_range.detect(rgb)
+    theirs = _mediapipe_faces(name)
+    sure = [d for d in ours if d.score >= FULL_RANGE.min_score + NEAR_THRESHOLD]
+    sure_theirs = [f for f in theirs if f["score"] >= FULL_RANGE.min_score + NEAR_THRESHOLD]
+    assert len(sure) == len(sure_theirs)  # every clear face both ways
+    if all(abs(f["score"] - FULL_RANGE.min_score) > NEAR_THRESHOLD for f in theirs):
+        assert len(ours) == len(theirs)  # and the same count unless MediaPipe's own score sits on the limit
+    c = tools.check(_path(name), "id_card").get("single_face")
+    assert c.passed is False and c.value >= 2 and c.outcome == "many"
+
+
+def test_on_the_group_photos_our_count_equals_mediapipes_on_all_but_the_poster_of_30_px_faces(analyzer):
+    differ = []
+    for name in _names(category="group"):
+        rgb = analyze_file(analyzer, _path(name))[1]
+        if len(analyzer.full_range.detect(rgb)) != len(_mediapipe_faces(name)):
+            differ.append(name)
+    assert differ == ["many_faces"]  # two faces at 0.601-0.603 in MediaPipe, 0.595-0.598 here
+
+
+def test_the_second_face_the_short_range_detector_misses_is_counted(analyzer):
+    """The issue's case: two clear faces side by side, the smaller one missed by BlazeFace short range."""
+    rgb = analyze_file(analyzer, _path("obama_and_biden"))[1]
+    assert len(analyzer.detector.detect(rgb)) < 2
+    assert len(analyzer.analyze(rgb).faces) == 2 == analyzer.count_faces(rgb)
+
+
+@pytest.mark.parametrize("name", _names(category="eyes_open") + _names(category="edge"))
+def test_one_person_is_one_face(analyzer, name):
+    rgb = analyze_file(analyzer, _path(name))[1]
+    assert len(analyzer.analyze(rgb).faces) == 1
+
+
+def test_a_partial_face_counts_when_at_least_half_of_it_is_in_view():
+    assert in_view((10, 10, 110, 110), 640, 480)
+    assert in_view((-40, 10, 60, 110), 640, 480)  # 60 % inside: a person at the edge
+    assert not in_view((-70, 10, 30, 110), 640, 480)  # a sliver: 30 % inside
+    assert not in_view((600, 400, 700, 560), 640, 480)  # a corner: 40 % x 50 %
