@@ -7,6 +7,7 @@ usage errors included); never a traceback.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -35,8 +36,6 @@ GROUPS = (demo, run, analyze, photo, receipt, platform, store, console, update)
 
 
 def build_parser() -> Parser:
-    import argparse
-
     common = common_options()
     parser = Parser(
         prog="kiosk",
