@@ -399,6 +399,18 @@ START_CHECKS: dict[str, Callable[[Config], str | None]] = {
 }
 
 
+# Stricter than the loader, for what the technician's file sets (root's base file may do more):
+# key -> (the keys that bring the check on, the check).
+LOCAL_CHECKS: dict[str, tuple[frozenset[str], Callable[[Config], str | None]]] = {
+    "receipt.printer_target": (
+        frozenset({"receipt.printer", "receipt.printer_target"}),
+        lambda c: None
+        if c.receipt.printer != "file" or c.receipt.printer_target.startswith("/dev/")
+        else "a file printer set from the console must be a device under /dev/ (not any file)",
+    ),
+}
+
+
 def start_problem(cfg: Config) -> str | None:
     """The first reason this configuration cannot start on this machine, naming the key; None if none."""
     for key, check in START_CHECKS.items():
@@ -463,6 +475,10 @@ def apply_local(base: Config, text: str, where: Path) -> Config:
     problem = start_problem(cfg)
     if problem:
         raise ConfigError(problem)
+    for key, (triggers, check) in LOCAL_CHECKS.items():
+        problem = check(cfg) if triggers & set(_dotted(data)) else None
+        if problem:
+            raise ConfigError(f"config key {key}: {problem}")
     return cfg
 
 

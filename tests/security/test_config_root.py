@@ -59,6 +59,18 @@ def test_the_console_cannot_set_what_root_executes(served, key, value):
     assert reply["value"] == 4.0
 
 
+def test_the_console_cannot_point_a_file_printer_at_any_file(tmp_path):
+    """The service would write slips into it: the store's database, say. Devices only."""
+    from kiosk import config_edit
+
+    base = tmp_path / "kiosk.toml"
+    base.write_text('[receipt]\nprinter = "file"\nprinter_target = "/dev/usb/lp0"\n')
+    with pytest.raises(ConfigError, match="printer_target: a file printer set from the console must be"):
+        config_edit.set_value(base, "receipt.printer_target", "/var/lib/kiosk/kiosk.db")
+    assert config_edit.set_value(base, "receipt.printer_target", "/dev/usb/lp1") == "/dev/usb/lp1"
+    assert load_config(base).receipt.printer_target == "/dev/usb/lp1"
+
+
 def test_root_keys_written_into_the_technicians_file_are_never_used(tmp_path):
     """The service user can write local/kiosk.toml directly (a compromised service): root ignores it."""
     base = tmp_path / "kiosk.toml"
