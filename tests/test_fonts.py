@@ -208,3 +208,15 @@ def test_the_touchscreen_draws_chinese_in_chromium_without_a_cjk_font(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result == {"loaded": ["Kiosk CJK"], "differ": True, "tofu": False}
+
+
+@pytest.mark.slow
+def test_make_subset_reproduces_the_bundled_font(tmp_path):
+    """The committed font is what make_subset.py makes from Debian's Noto Sans CJK (same characters)."""
+    if not make_subset.SOURCE.is_file():
+        pytest.skip(f"{make_subset.SOURCE} is not installed (fonts-noto-cjk)")
+    out = tmp_path / "subset.otf"
+    assert make_subset.main(["-o", str(out)]) == 0
+    made = TTLib.TTFont(str(out))
+    assert set(made.getBestCmap()) == set(bundled_cmap())
+    assert made["maxp"].numGlyphs == TTLib.TTFont(str(fonts.bundled_font_path()))["maxp"].numGlyphs
