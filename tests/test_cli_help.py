@@ -59,7 +59,8 @@ def test_every_option_says_what_it_is_for():
 @pytest.mark.parametrize(
     ("argv", "says"),
     [
-        (["demo", "--bogus"], "unrecognized arguments: --bogus"),
+        (["demo", "--bogus"], "kiosk: demo: unrecognized arguments: --bogus (see `kiosk demo --help`)"),
+        (["receipt", "verify", "1", "2"], "kiosk: receipt verify: unrecognized arguments: 2"),
         (["receipt"], "receipt: the following arguments are required: ACTION"),
         (["check", "x.jpg"], "check: the following arguments are required: --profile"),
         (["receipt", "render", "1", "--paper", "70"], "receipt render: argument --paper: invalid choice"),

@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     """Parse, load the configuration, run the handler; KioskError becomes one line and its exit code."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named by the command they were given to, which --help to read
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     for name in ("config", "state_dir"):  # SUPPRESS leaves them unset when not given anywhere
         if not hasattr(args, name):
             setattr(args, name, None)
@@ -76,3 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"kiosk: {args.command}: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2 if exc.filename else 1
+
+
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub)command ARGS chose, e.g. `kiosk receipt issue`."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = action.choices.get(getattr(args, action.dest, None) or "")
+            if chosen is not None:
+                return _command_parser(chosen, args)
+    return parser
