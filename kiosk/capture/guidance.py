@@ -149,7 +149,7 @@ class Guide:
                 self._since[check.id] = t
             self._failing[check.id] = now.kind
             failing.append(check.id)
-            if shown is None and t - self._since[check.id] >= self.rules.confirm_s:
+            if shown is None and t - self._since[check.id] >= self.rules.confirm(check):
                 shown = now.prompt
         ready = not failing and m.face is not None
         if shown is None and failing and self._shown is not None:

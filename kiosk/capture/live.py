@@ -15,7 +15,9 @@ from kiosk.capture.rules import Rules
 class LiveLoop:
     """One per service; ``start`` at each entry into live guidance, ``stop`` when it ends."""
 
-    COUNT_EVERY = 10  # frames between full detector runs (tracking follows one face; this sees the others)
+    # frames between runs of the full-range detector (tracking follows one face; this sees the
+    # others, also a second person standing further back that the short-range detector misses)
+    COUNT_EVERY = 10
 
     def __init__(self, analyzer: Any, rules: Rules, lights: Any | None = None):
         self.analyzer, self.base_rules, self.lights = analyzer, rules, lights
@@ -48,7 +50,7 @@ class LiveLoop:
         analysis = self.analyzer.track(rgb)
         face = analysis.faces[0] if analysis.faces else None
         if self.n % self.COUNT_EVERY == 0 or face is None:
-            self.faces = len(self.analyzer.detector.detect(rgb))
+            self.faces = self.analyzer.count_faces(rgb)
         self.n += 1
         light = measure_light(rgb, face) if face is not None else None
         self._set(self.lighting.update(light))

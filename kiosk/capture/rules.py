@@ -67,6 +67,7 @@ class Check:
     id: str
     measure: str
     bands: tuple[Band, ...]
+    confirm_s: float | None = None  # this check's own time hysteresis (None: the rules' confirm_s)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,8 @@ class Rules:
     def for_profile(self, thresholds: dict[str, Any]) -> Rules:
         """The same rules with profile-relative bands turned into numbers for one document."""
         checks = tuple(
-            Check(c.id, c.measure, tuple(b.scaled(thresholds) for b in c.bands)) for c in self.checks
+            Check(c.id, c.measure, tuple(b.scaled(thresholds) for b in c.bands), c.confirm_s)
+            for c in self.checks
         )
         for c in checks:
             for b in c.bands:
@@ -89,6 +91,10 @@ class Rules:
         return Rules(
             checks, self.prompts, self.confirm_s, self.target_eye_y, self.motion_smoothing, self.lighting
         )
+
+    def confirm(self, check: Check) -> float:
+        """How long the check must fail before its prompt shows."""
+        return self.confirm_s if check.confirm_s is None else check.confirm_s
 
     def text(self, prompt: str | None) -> dict[str, str] | None:
         return None if prompt is None else self.prompts[prompt]
@@ -142,8 +148,11 @@ def parse_rules(data: dict) -> Rules:
         if t.get("measure") not in MEASURES:
             raise RulesError(f"{where}.measure: expected one of {', '.join(MEASURES)}")
         bands = []
+        confirm_s = _num(t, "confirm_s", where) if "confirm_s" in t else None
+        if confirm_s is not None and confirm_s < 0:
+            raise RulesError(f"{where}.confirm_s: must be >= 0")
         for key, bt in t.items():
-            if key in ("id", "measure"):
+            if key in ("id", "measure", "confirm_s"):
                 continue
             if key not in BANDS:
                 raise RulesError(f"{where}.{key}: unknown key")
@@ -165,7 +174,7 @@ def parse_rules(data: dict) -> Rules:
             bands.append(band)
         if not bands:
             raise RulesError(f"{where}: needs a low, high or abs band")
-        checks.append(Check(cid, t["measure"], tuple(bands)))
+        checks.append(Check(cid, t["measure"], tuple(bands), confirm_s))
     light_t = data.get("lighting")
     if not isinstance(light_t, dict):
         raise RulesError("lighting: missing")
