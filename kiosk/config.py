@@ -433,7 +433,7 @@ def _read_toml(p: Path) -> tuple[dict, str]:
 
 
 def _dotted(data: dict, prefix: str = "") -> list[str]:
-    out = []
+    out: list[str] = []
     for k, v in data.items():
         out += _dotted(v, f"{prefix}{k}.") if isinstance(v, dict) else [prefix + k]
     return out
@@ -524,7 +524,7 @@ def _with_local(base: Config, source: ConfigSource) -> tuple[Config, ConfigSourc
     except FileNotFoundError:
         return base, source
     except (OSError, UnicodeDecodeError) as exc:
-        text, problem = None, f"cannot read {local}: {exc}"
+        problem = f"cannot read {local}: {exc}"
     else:
         try:
             return apply_local(base, text, local), replace(source, local_text=text)
@@ -535,17 +535,15 @@ def _with_local(base: Config, source: ConfigSource) -> tuple[Config, ConfigSourc
             data = tomllib.loads(text)
             check_local_keys(data, local)
             return _merge(base, data), replace(source, local_text=text)
-    good = source.last_good
+    good = local.with_name(LAST_GOOD)
     try:
-        good_text = good.read_text(encoding="utf-8") if good is not None else None
-        if good_text is not None:
-            cfg = apply_local(base, good_text, good)
-            log.warning("%s not used (%s); using the last configuration that started", local, problem)
-            return cfg, replace(source, local_text=good_text, fallback=f"{problem}; using {good.name}")
+        good_text = good.read_text(encoding="utf-8")
+        cfg = apply_local(base, good_text, good)
     except (OSError, UnicodeDecodeError, ConfigError):
-        pass
-    log.warning("%s not used (%s); no configuration that started is kept: base file only", local, problem)
-    return base, replace(source, fallback=f"{problem}; using the base file only")
+        log.warning("%s not used (%s); no configuration that started is kept: base file only", local, problem)
+        return base, replace(source, fallback=f"{problem}; using the base file only")
+    log.warning("%s not used (%s); using the last configuration that started", local, problem)
+    return cfg, replace(source, local_text=good_text, fallback=f"{problem}; using {good.name}")
 
 
 def remember_started(cfg: Config) -> None:

@@ -150,6 +150,7 @@ class Rig:
             session=self.session,
             lights=self.lights,
             camera=lambda: self.camera,
+            reprint=self._reprint,
             printer=self.printer,
             power=self.power_calls.append,
             restart=self._restart,
@@ -176,6 +177,14 @@ class Rig:
         )
         if start:
             self.thread.start()
+
+    def _reprint(self, number: str, actor: str) -> str | None:
+        """What the service's receipts do (kiosk.receipt.wiring.ReceiptService.reprint)."""
+        from zoneinfo import ZoneInfo
+
+        from kiosk.receipt.issue import reprint
+
+        return reprint(self.store, self.printer, number, ZoneInfo("Asia/Shanghai"), actor=actor)
 
     def _restart(self) -> None:
         self.restarts += 1

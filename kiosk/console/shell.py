@@ -58,7 +58,7 @@ class Pending:
 
     command: str  # the command line it belongs to, for the audit
     prompt: str
-    answer: Callable[[str], str]  # gets the answer line, returns the result for the audit
+    answer: Callable[[str], str | None]  # answer line -> result for the audit (None: another question)
     secret: bool = False
 
 
@@ -327,7 +327,9 @@ class Console:
         if result is not None:  # None: a question is pending, audited when answered
             self.audit.record("command", line, result)
 
-    def ask(self, command: str, prompt: str, answer: Callable[[str], str], secret: bool = False) -> None:
+    def ask(
+        self, command: str, prompt: str, answer: Callable[[str], str | None], secret: bool = False
+    ) -> None:
         self.pending = Pending(command, prompt, answer, secret)
 
     def _answer_pending(self, text: str | None) -> None:

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from kiosk import __version__, config_edit
 from kiosk.config import Config, load_config
@@ -26,6 +26,7 @@ from kiosk.maintenance.audit import ACTOR, AuditSink
 from kiosk.maintenance.parts import CameraPart, MaintenanceContext
 from kiosk.service_api import ServiceApi
 
+T = TypeVar("T")
 IDLE_STATES = {"idle", ""}  # kiosk.capture.session.State: anything else has a citizen at the terminal
 
 
@@ -33,7 +34,7 @@ class NotAvailable(KioskError):
     """The part a command needs is not present in this service."""
 
 
-def _need(obj: Any, what: str) -> Any:
+def _need(obj: T | None, what: str) -> T:
     if obj is None:
         raise NotAvailable(f"{what} not available in this service")
     return obj
@@ -100,6 +101,8 @@ def test_slip_bytes(text: str) -> bytes:
 
 
 class ConsoleHandlers:
+    """One method per console command; each takes the request's args and returns plain JSON."""
+
     def __init__(self, ctx: MaintenanceContext) -> None:
         self.ctx = ctx
         self.audit = AuditSink(ctx.store, ctx.state_dir)
@@ -184,7 +187,7 @@ class ConsoleHandlers:
     def _light_test(self) -> dict[str, Any]:
         """Each LED alone at full power, its effect on each half of the frame measured through the
         camera (the second frame after the change, so the exposure saw the new light)."""
-        lights, camera = self.ctx.lights, self._camera()
+        lights, camera = _need(self.ctx.lights, "lights"), self._camera()
         min_gain = self._current().console.selftest_min_led_gain
         before = lights.levels
         out: dict[str, Any] = {}
@@ -197,7 +200,7 @@ class ConsoleHandlers:
                 base = _brightness(camera.frame().rgb)
             for name in before:
                 lights.set({**dict.fromkeys(before, 0.0), name: 1.0})
-                if base is None:
+                if base is None or camera is None:
                     out[name] = "switched (no camera to measure)"
                     continue
                 camera.frame()
@@ -295,19 +298,7 @@ class ConsoleHandlers:
         if not number:
             raise InputError("receipt reprint: give the NUMBER")
         _idle_only(self.ctx, "reprint")
-        if self.ctx.reprint is not None:
-            fn = self.ctx.reprint
-        else:
-            store, printer = _need(self.ctx.store, "store"), _need(self.ctx.printer, "printer")
-
-            def fn(num: str, actor: str) -> str | None:
-                from zoneinfo import ZoneInfo
-
-                from kiosk.receipt.issue import reprint
-
-                rc = self._current().receipt
-                return reprint(store, printer, num, ZoneInfo(rc.timezone), actor=actor, paper_mm=rc.paper_mm)
-
+        fn = _need(self.ctx.reprint, "reprint")  # the service's receipts do it (store, printer, layout)
         with self._lock:
             fault = fn(number, ACTOR)
         if fault:
