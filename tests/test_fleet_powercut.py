@@ -7,11 +7,14 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.test_fleet_support import make_fleet, release_matches_manifest
+from kiosk.fleet.service import CommandControl
+from tests.test_fleet_support import RESTART, make_fleet, release_matches_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -118,3 +121,121 @@ def test_real_sigkill_while_waiting_for_ready(fleet):
         proc.wait(timeout=30)
     st = _consistent(fleet, {"1.0.0": b0, "1.1.0": hang})
     assert fleet.current() == "1.0.0" and st["phase"] == "staged"
+
+
+# --- boot: kiosk-update-recover.service, then kiosk.service -------------------------------------
+
+UNITS = Path(__file__).resolve().parent.parent / "systemd"
+
+
+def _unit_deps(name: str) -> dict[str, list[str]]:
+    """[Unit] Before=/After= and [Service] ExecStart= of a unit file (repeated keys add up)."""
+    out: dict[str, list[str]] = {"Before": [], "After": [], "ExecStart": []}
+    for line in (UNITS / name).read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key in out:
+            out[key] += value.split() if key != "ExecStart" else [value]
+    return out
+
+
+def _boot_order(names: list[str]) -> list[str]:
+    """The start order systemd derives from Before=/After= among ``names`` (a topological sort)."""
+    after = {n: set() for n in names}
+    for n in names:
+        deps = _unit_deps(n)
+        after[n] |= {d for d in deps["After"] if d in after}
+        for d in deps["Before"]:
+            if d in after:
+                after[d].add(n)
+    order: list[str] = []
+    while len(order) < len(names):
+        ready = sorted(n for n in names if n not in order and after[n] <= set(order))
+        assert ready, f"ordering cycle among {names}"
+        order.append(ready[0])
+    return order
+
+
+def _recover_argv(fleet, boot: bool = True) -> list[str]:
+    """The recovery unit's ExecStart with the terminal's paths mapped to the test fleet's."""
+    (exec_start,) = _unit_deps("kiosk-update-recover.service")["ExecStart"]
+    argv = exec_start.split()
+    assert argv[0] == "/opt/kiosk/current/bin/kiosk"
+    paths = {"/opt/kiosk": str(fleet.root), "/var/lib/kiosk": str(fleet.state_dir)}
+    args = [paths.get(a, a) for a in argv[1:] if boot or a != "--boot"]
+    # A restart from inside the recovery would be a deadlock at boot: here it leaves a mark.
+    forbidden = fleet.run / "restart-from-recovery"
+    script = fleet.run / "forbidden-restart"
+    script.write_text(f"#!/bin/sh\necho called >> {forbidden}\nexit 1\n")
+    script.chmod(0o755)
+    return [sys.executable, "-m", "kiosk.cli", *args, "--restart-command", str(script)]
+
+
+def _boot(fleet) -> list[tuple[str, str | None]]:
+    """Start the units as systemd would at boot; returns (event, release) in the order they happened."""
+    events: list[tuple[str, str | None]] = []
+    for unit in _boot_order(["kiosk.service", "kiosk-update-recover.service"]):
+        if unit == "kiosk-update-recover.service":
+            proc = subprocess.run(_recover_argv(fleet), capture_output=True, text=True, timeout=60)
+            assert proc.returncode == 0, proc.stderr
+            events.append(("recovered", fleet.current()))
+        else:  # kiosk.service: Type=notify, `current`'s release; its start ends at READY=1
+            ctl = CommandControl(RESTART, fleet.root)
+            ctl.restart()
+            assert ctl.wait_ready(10) is None
+            events.append(("ready", fleet.started()[-1]))
+    return events
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step", ["switched", "verifying", "restarted", "ready"])
+def test_power_cut_during_an_update_then_boot_recovers_before_the_service_is_ready(fleet, step):
+    """SIGKILL while `current` already names the new, unverified release; the power cut takes the
+    service too. At boot the recovery unit puts the committed release back before the service's
+    start, without starting anything itself; the service's first READY is the committed release;
+    the timer's next run finishes the update."""
+    b0, b1 = fleet.bundle("1.0.0"), fleet.bundle("1.1.0")
+    assert fleet.cli("apply", str(b0)).returncode == 0
+    proc = fleet.cli("apply", str(b1), env={"KIOSK_UPDATE_KILL_AT": step})
+    assert proc.returncode == -signal.SIGKILL
+    fleet.stop_service()
+    assert fleet.current() == "1.1.0"  # a boot straight into the service would run the unverified one
+    before = fleet.started()
+
+    assert _boot(fleet) == [("recovered", "1.0.0"), ("ready", "1.0.0")]
+    assert not (fleet.run / "restart-from-recovery").exists()
+    assert fleet.started() == before + ["1.0.0"]
+    state = json.loads((fleet.root / "state/update.json").read_text())
+    assert (state["phase"], state["committed"], state["pending"]["version"]) == ("staged", "1.0.0", "1.1.0")
+    assert release_matches_manifest(fleet.root / "releases/1.1.0", b1, fleet)
+
+    proc = fleet.cli("check", "--json")  # kiosk-update.timer, later: the staged release is tried again
+    assert proc.returncode == 0, proc.stderr
+    assert [o["status"] for o in json.loads(proc.stdout)["outcomes"]] == ["committed", "no-repository"]
+    assert fleet.current() == "1.1.0" and fleet.started()[-1] == "1.1.0"
+
+
+@pytest.mark.slow
+def test_recovery_without_boot_mode_would_restart_the_service_from_inside_its_start(fleet):
+    """The control for the test above: the same recovery without --boot restarts the service,
+    which at boot is a start job waiting on this very unit."""
+    b0, b1 = fleet.bundle("1.0.0"), fleet.bundle("1.1.0")
+    assert fleet.cli("apply", str(b0)).returncode == 0
+    assert (
+        fleet.cli("apply", str(b1), env={"KIOSK_UPDATE_KILL_AT": "restarted"}).returncode == -signal.SIGKILL
+    )
+    fleet.stop_service()
+    subprocess.run(_recover_argv(fleet, boot=False), capture_output=True, text=True, timeout=60)
+    assert (fleet.run / "restart-from-recovery").read_text() == "called\n"
+
+
+def test_the_recovery_unit_runs_before_the_service_and_never_restarts_it():
+    deps = _unit_deps("kiosk-update-recover.service")
+    assert "kiosk.service" in deps["Before"]
+    assert _boot_order(["kiosk.service", "kiosk-update-recover.service", "kiosk-update.service"])[0] == (
+        "kiosk-update-recover.service"
+    )
+    (exec_start,) = deps["ExecStart"]
+    assert exec_start.split()[1:4] == ["update", "recover", "--boot"]
+    text = (UNITS / "kiosk-update-recover.service").read_text()
+    assert "Type=oneshot" in text and "WantedBy=multi-user.target kiosk.service" in text
+    assert "systemctl" not in exec_start and "ExecStartPost" not in text

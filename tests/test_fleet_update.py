@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from kiosk.fleet.bundle import BundleError
 from kiosk.fleet.inhibit import inhibit_updates
 from kiosk.fleet.updater import EX_TEMPFAIL, UpdateRefused
+from kiosk.fleet.wheels import python_abi
 from tests.test_fleet_support import make_fleet, release_matches_manifest
 
 
@@ -62,6 +64,33 @@ def test_downgrade_and_reinstall_are_refused(fleet):
 def test_wrong_architecture_is_refused(fleet):
     with pytest.raises(UpdateRefused, match="built for sparc64"):
         fleet.updater().apply(fleet.bundle("1.0.0", arch="sparc64"))
+
+
+def _bundle_for_abi(fleet, version: str, abi: str):
+    """A working release (the stand-in service) whose manifest names the Python ABI ``abi``."""
+    from kiosk.fleet import bundle as bundle_mod
+    from kiosk.fleet.keys import load_signer
+    from tests.test_fleet_support import SERVICE
+
+    out = fleet.base / f"kiosk-{version}-{abi}.kbundle"
+    files = [
+        ("bin/service", SERVICE.replace("{python}", sys.executable).encode()),
+        ("behaviour", b"ready"),
+        ("VERSION", version.encode()),
+    ]
+    bundle_mod.build(files, version, [load_signer(fleet.targets_key)], out, arch="any", abi=abi)
+    return out
+
+
+def test_another_python_abi_is_refused_and_the_same_one_installs(fleet):
+    here = python_abi()
+    other = "cp312" if here != "cp312" else "cp313"
+    proc = fleet.cli("apply", str(_bundle_for_abi(fleet, "1.0.0", other)))
+    assert proc.returncode == 1
+    assert proc.stderr == f"kiosk: bundle 1.0.0 is built for Python {other}, this terminal runs {here}\n"
+    assert not (fleet.root / "releases/1.0.0").exists() and fleet.current() is None
+    out = fleet.updater().apply(_bundle_for_abi(fleet, "1.0.0", here))
+    assert out.status == "committed" and fleet.started() == ["1.0.0"]
 
 
 def test_forged_bundle_changes_nothing(fleet):
