@@ -29,9 +29,15 @@ class FrameMeasures:
 
 
 def measure_frame(
-    faces: int, face: Face | None, size: tuple[int, int], light: LightMeasure | None, target_eye_y: float
+    faces: int,
+    face: Face | None,
+    size: tuple[int, int],
+    light: LightMeasure | None,
+    target_eye_y: float,
+    covered: bool | None = None,
 ) -> FrameMeasures:
-    """Measures of the tracked face; ``faces`` is the detector's count (several people in view)."""
+    """Measures of the tracked face; ``faces`` is the detector's count (several people in view),
+    ``covered`` whether a hat covers the forehead (None: not measured this frame)."""
     w, h = size
     m = FrameMeasures(
         faces=faces if face is None else max(faces, 1), width=w, height=h, face=face, light=light
@@ -53,6 +59,8 @@ def measure_frame(
     )
     if light is not None:
         m.values.update(balance=light.balance, exposure=light.mean)
+    if covered is not None:
+        m.values["covered"] = 1.0 if covered else 0.0
     return m
 
 

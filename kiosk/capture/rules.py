@@ -28,6 +28,7 @@ MEASURES = (
     "balance",
     "exposure",
     "motion",
+    "covered",
 )
 BANDS = ("low", "high", "abs")
 LIGHTING_KEYS = (

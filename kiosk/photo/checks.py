@@ -1,7 +1,7 @@
 """Compliance checks of one image against one document profile: value, threshold, verdict, message.
 
-Check ids are the stable ones of DESIGN.md (plus ``head_length``, ``white_clothing`` and
-``glasses_glare``). A check
+Check ids are the stable ones of DESIGN.md (plus ``head_length``, ``white_clothing``,
+``glasses_glare`` and ``head_covering``). A check
 that cannot be measured (no face, no visible background) fails with the "not_measured" message,
 never passes silently.
 """
@@ -15,6 +15,8 @@ import numpy as np
 from kiosk.photo import measures as M
 from kiosk.photo.profiles import Profile, Rule
 from kiosk.photo.results import CheckResult
+from kiosk.vision.accessories import head_covering
+from kiosk.vision.accessories import rules as covering_rules
 from kiosk.vision.types import Analysis, Face
 
 FACE_CHECKS = (
@@ -28,6 +30,7 @@ FACE_CHECKS = (
     "exposure",
     "sharpness",
     "glasses_glare",
+    "head_covering",
 )  # besides the geometry rules: need a face
 
 
@@ -141,6 +144,7 @@ def evaluate(
                 details={"left": g.per_lens[0], "right": g.per_lens[1], "spots": g.spots},
             )
         )
+        results.append(_head_covering(rgb, face))
     else:
         results += [_unmeasured(c) for c in FACE_CHECKS]
 
@@ -151,6 +155,27 @@ def evaluate(
     for r in results:
         r.severity = profile.severity.get(r.id, "error")
     return results
+
+
+def _head_covering(rgb: np.ndarray, face: Face) -> CheckResult:
+    """A hat, cap, hood or helmet over the forehead (kiosk.vision.accessories; limits in its data).
+
+    Only what covers the forehead counts, so a religious head covering that leaves the whole face
+    visible (forehead, brows, cheeks, chin) passes in every profile.
+    """
+    hc = head_covering(rgb, face.landmarks, face.eye_centers)
+    threshold = {"forehead_skin_min": covering_rules().covered_below}
+    if hc is None:
+        return _unmeasured("head_covering", threshold)
+    details = {"hair": hc.hair}
+    return CheckResult(
+        "head_covering",
+        hc.forehead_skin,
+        threshold,
+        not hc.covered,
+        "fail" if hc.covered else "pass",
+        details=details,
+    )
 
 
 def _eyes_open(face: Face, limit: float) -> CheckResult:

@@ -13,7 +13,6 @@ import numpy as np
 
 from kiosk.vision.mesh import EYE_LOWER0, EYE_UPPER
 
-
 # How far each upper ring travels, as a share of the lid margin's travel: the margin meets the
 # lower lid, the crease follows part way (the lid skin unfolds), ring 2 and the brow stay.
 RING_TRAVEL = (1.0, 0.9, 0.45, 0.0)
