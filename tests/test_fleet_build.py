@@ -178,3 +178,26 @@ def test_each_target_has_a_hash_pinned_lock_of_the_project_dependencies():
         assert t.platforms[-1] == f"manylinux2014_{name}" and t.abi == "cp311"
     pi = targets["aarch64"]
     assert pi.e_machine == EM_AARCH64 and "\nnumpy==1." in pi.lock.read_text()
+
+
+@pytest.mark.slow
+def test_wheels_come_from_the_cache_once_downloaded(tmp_path, monkeypatch):
+    """A second build does not download: with every index unreachable it still gets the lock's wheels."""
+    from kiosk.fleet import wheels
+
+    pi = wheels.load_targets(REPO / "locks")["aarch64"]
+    text = pi.lock.read_text()
+    start = text.index("\nsix==") + 1
+    lock = tmp_path / "lock.txt"
+    lock.write_text(text[start : text.index("\n    # via", start)] + "\n")  # six: one small wheel, hashed
+    target = wheels.Target("aarch64", pi.python, pi.abi, pi.glibc, pi.e_machine, lock)
+    cache = wheels.cache_dir(tmp_path / "state")
+    wheels.download(target, cache)
+    assert [p.name for p in cache.iterdir()] == ["six-1.17.0-py2.py3-none-any.whl"]
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "http://127.0.0.1:9/simple")
+    site = wheels.install_site(target, cache, tmp_path / "site")
+    assert (site / "six.py").is_file()
+    (cache / "six-1.17.0-py2.py3-none-any.whl").write_bytes(b"not the locked wheel")
+    with pytest.raises(wheels.BuildError, match="cannot download the aarch64 lock's wheels"):
+        wheels.download(target, cache)  # a cached file that fails its hash is not used
