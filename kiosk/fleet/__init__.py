@@ -11,5 +11,6 @@ For the service (``kiosk run``):
 
 For the terminal's updater (``kiosk update``): ``bundle`` (signed release bundles), ``keys``,
 ``fetch`` (TUF client), ``repository`` (TUF publisher), ``service`` (restart + health),
-``updater`` (A/B switch, rollback, recovery), ``manage`` (one function per subcommand).
+``updater`` (A/B switch, rollback, recovery), ``manage`` (one function per subcommand), ``wheels``
+(a bundle's site directory for another target from its lock in ``locks/``, ELF machine checks).
 """
