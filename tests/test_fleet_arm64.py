@@ -3,7 +3,8 @@
 The bundle holds only AArch64 shared objects, an x86 terminal refuses it by target, and in an
 arm64 Debian Bookworm root (glibc 2.36, CPython 3.11.2: what Raspberry Pi OS Bookworm has) run
 under qemu-user-static as a Raspberry Pi 4's Cortex-A72, the bundle's own launcher and site
-directory run `kiosk analyze --sample --json` and `kiosk check` with the results of this machine.
+directory run `kiosk analyze --sample --json` and `kiosk check` with the results of this machine,
+and its updater installs the bundle there (`kiosk update apply`: target and ABI are the Pi's own).
 
 The root is made once with debootstrap (first stage, arm64 .debs unpacked) and kept as a tarball
 in the test cache ($KIOSK_TEST_CACHE, default ~/.cache/kiosk-tests), like the downloaded wheels.
@@ -13,10 +14,12 @@ debootstrap (.ci/run installs them).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -259,3 +262,45 @@ def test_the_pi_bundle_runs_analysis_and_checks_on_arm64(pi_release, arm64_root_
     verdicts = {c["id"]: c["passed"] for c in arm_report["checks"]}
     assert verdicts == {c["id"]: c["passed"] for c in host_report["checks"]}
     assert {"background_uniformity", "head_top_margin", "eyes_open", "yaw"} <= set(verdicts)
+
+    # The terminal's side: this release's updater, on arm64, takes the bundle (its target and ABI
+    # are the terminal's own) and installs it into a release root, health-checked by a stand-in
+    # service that reports READY=1 over the notify socket the updater gives it.
+    term = root / "opt/terminal"
+    (term / "state/tuf").mkdir(parents=True)
+    (root / "var/lib/kiosk").mkdir(parents=True, exist_ok=True)
+    shutil.copy(pi_release["root_json"], term / "state/tuf/root.json")
+    shutil.copy(pi_release["bundle"], root / "tmp/kiosk.kbundle")
+    (root / "tmp/ready.py").write_text(
+        "import os, socket, time\n"
+        "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+        "s.connect(os.environ['NOTIFY_SOCKET'])\n"
+        "s.send(b'READY=1')\n"
+        "time.sleep(30)\n"
+    )
+    apply = [
+        "update",
+        "apply",
+        "/tmp/kiosk.kbundle",
+        "--root",
+        "/opt/terminal",
+        "--state-dir",
+        "/var/lib/kiosk",
+    ]
+    apply += [
+        "--restart-command",
+        "/usr/bin/python3 /tmp/ready.py",
+        "--stable",
+        "0.5",
+        "--ready-timeout",
+        "120",
+    ]
+    try:
+        applied = _in_arm64(root, cpuinfo, "/opt/kiosk/current/bin/kiosk", *apply)
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            os.killpg(int((term / "run/service.pid").read_text()), signal.SIGKILL)
+    assert applied.returncode == 0, applied.stderr[-3000:]
+    assert applied.stdout.startswith("committed: release 1.0.0"), applied.stdout
+    assert os.readlink(term / "current") == "releases/1.0.0"
+    assert (term / "releases/1.0.0/site/ai_edge_litert").is_dir()
