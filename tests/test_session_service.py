@@ -3,6 +3,7 @@ camera fails, tells systemd it is ready, and holds updates off while a citizen i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -83,6 +84,47 @@ def test_status_readiness_inhibit_and_a_camera_failure(service, notify_socket):
     assert wait(lambda: service.session.state is State.GUIDANCE and service.live.n > 5)
     assert service.session.camera.failure is None
     assert wait(lambda: service.live.last is not None and "face_width" in service.live.last.values)
+
+
+def test_ready_after_the_start_up_checks_and_the_watchdog_fed_by_the_main_loop(
+    tmp_path, notify_socket, monkeypatch
+):
+    """kiosk.fleet.health runs the start-up checks before READY and paces the keep-alives that
+    Service.step sends (one loop turn, no timer thread)."""
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")  # WatchdogSec=0.2: a keep-alive at most every 0.1 s
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    cfg = load_config(None, tmp_path / "state")
+    svc = Service(cfg, sim=True, port=0).start()
+    try:
+        ready = notify_socket.recv(4096).decode()
+        assert "READY=1" in ready and "STATUS=ready: store ok, camera ok, printer ok" in ready
+        assert "WATCHDOG_USEC" not in os.environ  # not passed on to child processes
+        notify_socket.setblocking(False)
+        sent: list[bytes] = []
+        end = time.monotonic() + 5
+        while len(sent) < 2 and time.monotonic() < end:
+            svc.step()
+            with contextlib.suppress(BlockingIOError):
+                sent.append(notify_socket.recv(4096))
+            time.sleep(0.01)
+        assert sent == [b"WATCHDOG=1", b"WATCHDOG=1"]
+        assert svc.fleet._watchdog.interval == pytest.approx(0.1)
+    finally:
+        svc.stop()
+        svc.close()
+
+
+def test_kiosk_run_builds_its_station_like_the_demo(service):
+    """`kiosk run` wires its parts with kiosk.station.build_station, the function `kiosk demo`
+    uses (tests/test_architecture.py checks that both call it)."""
+    from kiosk.sim.citizen import SimCitizen
+    from kiosk.station import Station
+
+    st = service.station
+    assert isinstance(st, Station) and st.sim is True
+    assert service.session is st.session and service.receipts is st.receipts and service.live is st.live
+    assert isinstance(st.citizen, SimCitizen) and st.citizen.on_transition in st.session.listeners
+    assert st.face_name == "astronaut.jpg"  # the bundled sample; [hardware] sim_face names another
 
 
 def test_kiosk_run_serves_and_stops_on_sigterm(tmp_path):
