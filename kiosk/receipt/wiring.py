@@ -1,5 +1,6 @@
-"""Builds the store, authority and printer from the configuration, and the one object the session,
-the console and the demo hold: ReceiptService (hand-over, readiness, recovery, reprint, uploads).
+"""Builds the store and authority from the configuration, and the one object the session, the
+console and the demo hold: ReceiptService (hand-over, readiness, recovery, reprint, uploads). The
+printer is given to it: kiosk.station chooses it (printer_from_config), virtual or real.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import threading
 from typing import Any
 
 from kiosk.errors import KioskError
-from kiosk.hw.printer import Printer, open_printer
+from kiosk.hw.printer import Printer
 from kiosk.receipt.authority import Authority, LocalAuthority, PlatformAuthority
 from kiosk.receipt.issue import issue_receipt, print_queued, readiness, recover, reprint
 from kiosk.receipt.layouts import Layouts, load_layouts, use_layouts
@@ -43,11 +44,6 @@ def authority_from_config(cfg: Any) -> Authority:
     return LocalAuthority(rc.station, rc.timezone, upload=rc.upload)
 
 
-def printer_from_config(cfg: Any) -> Printer:
-    rc = cfg.receipt
-    return open_printer(rc.printer, rc.printer_target, rc.paper_mm)
-
-
 def cities_for(profile_id: str) -> list[dict[str, Any]]:
     """The cities the choose screen offers for a document (the layouts in use), the home city first;
     each with its group's names (the picker's sections) when the province file has groups."""
@@ -73,14 +69,15 @@ class ReceiptService:
         cfg: Any,
         store: Store | None = None,
         authority: Authority | None = None,
-        printer: Printer | None = None,
+        *,
+        printer: Printer,  # kiosk.station chooses it (the virtual printer is the simulator's)
     ) -> None:
         self.cfg = cfg
         self.layouts = use_config(cfg)
         self.paper_mm = cfg.receipt.paper_mm
         self.store = store or open_store(cfg)
         self.authority = authority or authority_from_config(cfg)
-        self.printer = printer or printer_from_config(cfg)
+        self.printer = printer
         self.lock = threading.Lock()
 
     def ready(self) -> tuple[str, str] | None:
