@@ -21,6 +21,7 @@ from kiosk.receipt.layouts import LayoutError, load_layouts, parse_layouts, use_
 from kiosk.receipt.numbers import NumberError, verify
 from kiosk.store import Store
 from tests.test_receipt_support import jpeg
+from tests.test_ui_browser import browser  # noqa: F401 - the fixture: the same headless Chromium
 
 HAINAN = Path(__file__).parent / "fixtures" / "provinces" / "hainan.toml"
 
@@ -219,3 +220,38 @@ def test_the_session_takes_the_city_as_typed_and_keeps_its_id(typed):
     s.post("choose", profile="id_card", city=typed)
     s.step()
     assert s.state is State.CONSENT and s.city == "shenzhen"
+
+
+@pytest.mark.browser
+def test_the_city_picker_lists_21_cities_home_first_then_by_region(tmp_path, browser):  # noqa: F811
+    """Headless Chromium on the real UI: the home city on top, the others in 珠三角/粤东/粤西/粤北."""
+    import threading
+    from dataclasses import replace
+
+    from selenium.webdriver.common.by import By
+
+    from kiosk.service import Service
+    from tests.test_ui_browser import state, wait_for
+
+    cfg = load_config(None, tmp_path / "state")
+    home = replace(cfg.receipt, home_city="惠州")  # a terminal in Huizhou
+    cfg = replace(cfg, session=replace(cfg.session, ui_port=0), receipt=home)
+    svc = Service(cfg, sim=True).start()
+    thread = threading.Thread(target=svc.run, daemon=True)
+    thread.start()
+    driver = browser
+    try:
+        driver.get(svc.ui.url)
+        wait_for(driver, lambda d: state(d) == "idle", what="the idle screen")
+        driver.find_element(By.ID, "start").click()
+        wait_for(driver, lambda d: state(d) == "choose", what="the document choice")
+        picker = driver.execute_script(
+            "const s = document.getElementById('city');"
+            "return [s.options.length, s.value, s.options[0].text, s.options[0].parentNode.tagName,"
+            " [...s.querySelectorAll('optgroup')].map(g => g.label)]"
+        )
+        assert picker == [21, "huizhou", "惠州市", "SELECT", ["珠三角", "粤东", "粤西", "粤北"]]
+    finally:
+        svc.stop()
+        thread.join(10)
+        svc.close()
