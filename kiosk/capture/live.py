@@ -10,6 +10,7 @@ import numpy as np
 from kiosk.capture.guidance import Guidance, Guide, measure_frame
 from kiosk.capture.lighting import LightingLoop, measure_light
 from kiosk.capture.rules import Rules
+from kiosk.photo.measures import sharpness_at_scale
 from kiosk.vision.accessories import head_covering
 
 
@@ -55,12 +56,14 @@ class LiveLoop:
         self.n += 1
         light = measure_light(rgb, face) if face is not None else None
         self._set(self.lighting.update(light))
-        covered = None
+        covered = sharp = None
         if face is not None:
             hc = head_covering(rgb, face.landmarks, face.eye_centers)
             covered = hc.covered if hc is not None else None
+            sharp = sharpness_at_scale(rgb, face.landmarks, face.eye_centers)  # the photo check's measure
         size = (rgb.shape[1], rgb.shape[0])
-        self.last = self.guide.update(
-            measure_frame(self.faces, face, size, light, self.rules.target_eye_y, covered), t
-        )
+        m = measure_frame(self.faces, face, size, light, self.rules.target_eye_y, covered)
+        if sharp is not None:
+            m.values["sharpness"] = sharp
+        self.last = self.guide.update(m, t)
         return self.last

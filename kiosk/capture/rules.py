@@ -29,6 +29,7 @@ MEASURES = (
     "exposure",
     "motion",
     "covered",
+    "sharpness",
 )
 BANDS = ("low", "high", "abs")
 LIGHTING_KEYS = (

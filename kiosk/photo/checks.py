@@ -129,7 +129,7 @@ def evaluate(
             )
         )
         results.append(_exposure(M.exposure(aligned), t))
-        sh = M.sharpness(aligned)
+        sh = M.sharpness_at_scale(rgb, face.landmarks, face.eye_centers)
         ok = sh >= t["sharpness_min"]
         results.append(CheckResult("sharpness", sh, t["sharpness_min"], ok, "pass" if ok else "fail"))
         g = M.glasses_glare(aligned)

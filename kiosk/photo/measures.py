@@ -182,6 +182,32 @@ def sharpness(face: AlignedFace) -> float:
     return float(np.sqrt((fine[m] ** 2).mean() / max((mid[m] ** 2).mean(), 1e-6)))
 
 
+def sharpness_at_scale(rgb: np.ndarray, landmarks: np.ndarray, eye_centers: np.ndarray) -> float:
+    """``sharpness`` on one scale: the face area-resampled to ALIGNED_IED, then only levelled.
+
+    The bilinear warp of ``align_face`` attenuates the finest band by an amount that depends on
+    the resampling ratio, so the same scene read 0.195 in a driving-licence photo and 0.24 in an
+    ID-card one. Area resampling to a fixed eye distance first makes the value a property of the
+    scene (the face's own detail per eye distance), whatever size the image has.
+    """
+    ied = float(np.hypot(*(eye_centers[1] - eye_centers[0])))
+    if ied < 1:
+        return 0.0
+    s = ALIGNED_IED / ied
+    h, w = rgb.shape[:2]
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    k = np.array([size[0] / w, size[1] / h])
+    eyes, lm = eye_centers[:, :2] * k, landmarks[:, :2] * k
+    m = level_matrix(eyes[0], eyes[1], ALIGNED_IED, (ALIGNED_SIZE[0] / 2, ALIGNED_EYES_Y))
+    crop = cv2.warpAffine(small, m, ALIGNED_SIZE, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    valid = (
+        cv2.warpAffine(np.full(small.shape[:2], 255, np.uint8), m, ALIGNED_SIZE, flags=cv2.INTER_NEAREST) > 0
+    )
+    alm = apply(m, lm)
+    return sharpness(AlignedFace(crop, alm, face_region(alm, ALIGNED_SIZE) & valid))
+
+
 def background_region(person: np.ndarray, margin: int) -> np.ndarray:
     """Pixels surely background: person probability < 0.1, at least `margin` px away from the person."""
     fg = (person >= 0.1).astype(np.uint8)

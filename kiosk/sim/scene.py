@@ -359,7 +359,7 @@ class SimCamera(Camera):
         sy, sp = math.sin(math.radians(s.yaw)), math.sin(math.radians(s.pitch))
         mx = gx - self.depth * sy
         my = gy + self.depth * sp + self.mouth_field * (1.0 - s.mouth)
-        warped = cv2.remap(self.base_roi, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warped = cv2.remap(self.base_roi, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         rx0, ry0, rx1, ry1 = self.roi
         self.canvas[ry0:ry1, rx0:rx1] = warped
         self._warp_key = key
@@ -387,7 +387,7 @@ class SimCamera(Camera):
         else:
             src = self.empty
         m = self._matrix(s, size)
-        out = cv2.warpAffine(src, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out = cv2.warpAffine(src, m, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         rgb = np.empty((size[1], size[0], 3), np.uint8)
         for y in range(0, size[1], 256):  # in strips: a full-resolution still needs no large float copies
             part = out[y : y + 256]
