@@ -89,8 +89,7 @@ def _build_root_tarball() -> None:
             "--foreign",
             "--include=python3",
             "bookworm",
-            str(work),
-            "http://deb.debian.org/debian",
+            str(work),  # debootstrap's default Debian mirror
         ],
         timeout=1200,
     )
