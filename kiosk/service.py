@@ -130,6 +130,32 @@ class Service:
         self.restart_requested = False
         self.readiness_every_s = READINESS_EVERY_S
         self._background = threading.Thread(target=self._background_loop, name="background", daemon=True)
+        self.memory = self._memory_guard()
+        self.restart_reason = "restart requested from the console"
+
+    def _memory_guard(self) -> Any:
+        """kiosk.memory's guard: RSS in `status`, a restart at idle above the configured ceiling."""
+        from kiosk.memory import MemoryGuard
+
+        device = self.receipts.printer.device
+        probes = {"history": lambda: len(self.session.history)}
+        if hasattr(device, "held_bytes"):  # the virtual printer: what it keeps of past slips
+            probes["printer_held_mb"] = lambda: round(device.held_bytes() / 2**20, 3)
+        ceiling = getattr(getattr(self.cfg, "service", None), "memory_ceiling_mb", 0.0)
+        return MemoryGuard.from_env(ceiling, probes=probes)
+
+    def _check_memory(self) -> None:
+        """Between two turns at idle (no citizen can be cut short): over the ceiling, leave the main
+        loop with the restart status so that systemd starts a fresh service; audited."""
+        exceeded = self.memory.idle(self.session.sessions)
+        if exceeded is None:
+            return
+        self.restart_reason = f"memory above the ceiling at idle ({exceeded.detail()})"
+        try:
+            self.receipts.store.audit("service", "memory-restart", exceeded.detail())
+        except Exception as exc:  # noqa: BLE001 - the restart matters more than its audit row
+            log.warning("memory-restart not audited: %s", exc)
+        self.request_restart()
 
     def _preflight(self) -> dict[str, str] | None:
         """Before a citizen starts: can a number be issued now (platform reachable)?"""
@@ -202,6 +228,7 @@ class Service:
             "lights": {k: round(v, 3) for k, v in self.lights.levels.items()},
             "ui": self.ui.url,
             "simulated": self.sim,
+            "memory": self.memory.status(),
         }
 
     def start(self) -> Service:
@@ -237,6 +264,8 @@ class Service:
     def step(self) -> None:
         self.station.step()  # the session's turn, and the simulated citizen's when there is one
         self.fleet.watchdog()
+        if self.session.state is State.IDLE:
+            self._check_memory()
 
     def run(self) -> None:
         while not self.stop_event.is_set():
@@ -279,6 +308,6 @@ def run_service(cfg: Config, sim: bool = False, port: int | None = None) -> int:
     finally:
         service.close()
     if service.restart_requested:
-        log.info("restart requested from the console: exiting %d for systemd to restart", RESTART_EXIT)
+        log.info("%s: exiting %d for systemd to restart", service.restart_reason, RESTART_EXIT)
         return RESTART_EXIT
     return 0

@@ -8,6 +8,8 @@ queries and can simulate faults (paper running out mid-job, cover open, unplugge
 from __future__ import annotations
 
 import io
+import os
+import time
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -22,6 +24,9 @@ from kiosk.fonts import cjk_font_path
 from kiosk.hw.printer import Printer
 
 PAPER_DOTS = {58: 384, 80: 576}
+FAULT_EVERY_ENV = "KIOSK_SIM_PRINTER_FAULT_EVERY"  # `kiosk run --sim`: paper out in every N-th slip
+FAULT_AT_BYTES = 64  # how far into a faulted slip the roll ends
+RELOAD_AFTER_S = 2.0  # the simulated technician puts in a new roll this long after it ran out
 CELL_W, CELL_H = 12, 24  # font A: ASCII 12x24 dots; GB18030 characters 24x24
 LINE_GAP = 6  # default line spacing is 30 dots: 24 dots of glyph plus 6
 QR_EC = {
@@ -131,7 +136,9 @@ class VirtualPrinter:
 
     Fault simulation: `paper_left` bytes of printing before the roll ends (None: endless),
     `unplugged` makes every write fail, `garbage_status` makes status replies invalid,
-    `silent` makes the printer never answer a status query.
+    `silent` makes the printer never answer a status query. `fault_every` N: the roll runs out
+    partway through every N-th slip, and a new roll is in `reload_after_s` later (the next status
+    query after that finds the printer ready): a hall's printer faults, injected by count.
     """
 
     paper_mm: int = 58
@@ -139,6 +146,8 @@ class VirtualPrinter:
     unplugged: bool = False
     garbage_status: bool = False
     silent: bool = False
+    fault_every: int = 0
+    reload_after_s: float = RELOAD_AFTER_S
     status: Status = field(default_factory=Status)
     received: bytearray = field(default_factory=bytearray)
     _replies: bytearray = field(default_factory=bytearray)
@@ -152,6 +161,9 @@ class VirtualPrinter:
         self._font, self._ascii_font = load_fonts(self._font_path)
         self._rows: list[Image.Image] = []
         self._cuts: list[int] = []  # row index after which the paper was cut
+        self._slips_cut = 0  # slips finished since power-on
+        self._faulted_slip = -1  # the slip the injected fault hit (its reprint runs)
+        self._paper_out_at: float | None = None
         self._reset()
 
     # --- the device side --------------------------------------------------------------------------
@@ -167,6 +179,10 @@ class VirtualPrinter:
             return
         if self.status.paper_out or self.status.cover_open or not self.status.online:
             return  # the printer buffers nothing useful while it is stopped
+        slip = self._slips_cut + 1
+        if self.fault_every > 0 and slip % self.fault_every == 0 and self._faulted_slip != slip:
+            self._faulted_slip = slip  # this slip's roll ends partway
+            self.paper_left = min(self.paper_left or FAULT_AT_BYTES, FAULT_AT_BYTES)
         if self.paper_left is not None:
             if len(data) > self.paper_left:
                 data = data[: self.paper_left]
@@ -177,6 +193,7 @@ class VirtualPrinter:
         self._interpret()
         if self.paper_left == 0:
             self.status.paper_out = True
+            self._paper_out_at = time.monotonic()
             self._flush_line()
 
     def read(self) -> bytes:
@@ -187,6 +204,12 @@ class VirtualPrinter:
     def _answer_status(self, n: int) -> None:
         if self.unplugged or self.silent:
             return
+        if (
+            self.fault_every > 0
+            and self._paper_out_at is not None
+            and time.monotonic() - self._paper_out_at >= self.reload_after_s
+        ):
+            self.load_paper()  # the injected fault's new roll
         if self.garbage_status:
             self._replies += b"\xff"
             return
@@ -211,6 +234,7 @@ class VirtualPrinter:
     def load_paper(self, paper_left: int | None = None) -> None:
         """The technician puts in a new roll: the printer comes back online."""
         self.status.paper_out = False
+        self._paper_out_at = None
         self.paper_left = paper_left
         self._pending.clear()
         self._reset()
@@ -523,8 +547,13 @@ class VirtualPrinter:
         self._flush_line()
         self._blank(feed)
         self._cuts.append(len(self._rows))
+        self._slips_cut += 1
 
     # --- output -------------------------------------------------------------------------------------
+
+    def held_bytes(self) -> int:
+        """What the printer keeps of its past slips: the bytes received and the rendered rows' pixels."""
+        return len(self.received) + sum(r.width * r.height for r in self._rows)
 
     def slips(self) -> list[Image.Image]:
         """One image per cut (the part after the last cut, if any, is the slip still in the printer)."""
@@ -564,5 +593,10 @@ def render(data: bytes, paper_mm: int = 58) -> list[Image.Image]:
 
 
 def open_virtual(paper_mm: int = 58) -> Printer:
-    """The virtual printer behind the same Printer the real ones use (it answers status queries)."""
-    return Printer(VirtualPrinter(paper_mm=paper_mm), answers_status=True, name="virtual")
+    """The virtual printer behind the same Printer the real ones use (it answers status queries);
+    ``KIOSK_SIM_PRINTER_FAULT_EVERY=N`` injects a paper-out into every N-th slip (endurance runs)."""
+    every = os.environ.get(FAULT_EVERY_ENV, "0").strip() or "0"
+    if not every.isdigit():
+        raise KioskError(f"{FAULT_EVERY_ENV}: expected a number of slips, not {every!r}")
+    device = VirtualPrinter(paper_mm=paper_mm, fault_every=int(every))
+    return Printer(device, answers_status=True, name="virtual")
