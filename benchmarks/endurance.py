@@ -205,6 +205,8 @@ def one_session(ui: Ui, port: int, timeout: float) -> dict[str, Any]:
     ui.post("choose", profile="id_card", city="shenzhen")
     ui.wait(("consent",), 20)
     ui.post("consent")
+    ui.wait(("requirements",), 20)
+    ui.post("accept")
     ui.wait(("guidance", "countdown", "capture", "review"), 20)
     preview = Stream(port, "/preview.mjpg")  # the live picture while the citizen is guided
     try:
@@ -342,6 +344,10 @@ def diff_snapshots(a: str, b: str, top: int) -> list[str]:
     """The tracemalloc statistics that grew most between two snapshots the service dumped."""
     import tracemalloc
 
+    if a.endswith(".types.json"):  # objects by type (the service's gc census at the same idle moments)
+        t1, t2 = json.loads(Path(a).read_text()), json.loads(Path(b).read_text())
+        grown = sorted(((t2.get(k, 0) - t1.get(k, 0), k) for k in set(t1) | set(t2)), reverse=True)
+        return [f"{d:+8d}  {k}" for d, k in grown[:top]]
     s1 = tracemalloc.Snapshot.load(a)
     s2 = tracemalloc.Snapshot.load(b)
     stats = s2.compare_to(s1, "traceback")

@@ -118,6 +118,7 @@ def main() -> int:
         doc = next(d for d in s.documents if d["id"] == "id_card")
         s.post("choose", profile="id_card", city=doc["cities"][0] if doc["cities"] else "")
         s.post("consent")
+        s.post("accept")  # the requirements screen
         start_deadline = time.monotonic() + 30
         while s.state is not State.GUIDANCE:
             if time.monotonic() > start_deadline:

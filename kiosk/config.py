@@ -71,6 +71,10 @@ class SessionConfig:
     guidance_timeout_s: float = 90.0  # live guidance + countdown without a photo
     done_s: float = 8.0  # the result screen
     failsafe_s: float = 3.0  # the apology screen
+    # "Need more time?" this long before choose/consent/requirements/review or guidance time out (0: never)
+    warn_s: float = 15.0
+    ended_notice_s: float = 10.0  # after a timeout the idle screen says why the session ended this long
+    stuck_hint_s: float = 20.0  # guidance showing one prompt this long adds a specific hint and "call staff"
     default_profile: str = "id_card"
     ui_host: str = "127.0.0.1"
     ui_port: int = 8780
@@ -228,6 +232,9 @@ def _validate(obj: Any, prefix: str) -> None:
         for name in ("idle_timeout_s", "guidance_timeout_s", "done_s", "failsafe_s"):
             if not 0.1 <= getattr(obj, name) <= 3600.0:
                 raise ConfigError(f"config key {prefix}{name}: must be between 0.1 and 3600 seconds")
+        for name in ("warn_s", "ended_notice_s", "stuck_hint_s"):
+            if not 0.0 <= getattr(obj, name) <= 3600.0:
+                raise ConfigError(f"config key {prefix}{name}: must be between 0 and 3600 seconds")
         if not 0 <= obj.max_retakes <= 10:
             raise ConfigError(f"config key {prefix}max_retakes: must be between 0 and 10")
         if not 0 <= obj.ui_port <= 65535:

@@ -193,6 +193,8 @@ def run_demo(
             elif st is State.CONSENT:
                 session.post("consent")
                 started = True
+            elif st is State.REQUIREMENTS:  # the citizen reads what the photo needs and goes on
+                session.post("accept")
             elif st is State.REVIEW:
                 session.post("accept")
             station.step()  # the session's turn, then the simulated citizen reads the screen

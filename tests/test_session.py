@@ -148,6 +148,9 @@ def to_guidance(s: Session, profile: str = "id_card", city: str = "") -> None:
     s.step()
     s.post("consent")
     s.step()
+    assert s.state is S.REQUIREMENTS
+    s.post("accept")
+    s.step()
     assert s.state is S.GUIDANCE
 
 
@@ -187,6 +190,7 @@ def test_happy_path_through_every_state_and_back_to_idle(rig):
     assert states == [
         "choose",
         "consent",
+        "requirements",
         "guidance",
         "countdown",
         "capture",
@@ -217,6 +221,7 @@ def test_leaving_wipes_the_citizens_frames_and_photo(rig):
     [
         (S.CHOOSE, CFG.idle_timeout_s),
         (S.CONSENT, CFG.idle_timeout_s),
+        (S.REQUIREMENTS, CFG.idle_timeout_s),
         (S.GUIDANCE, CFG.guidance_timeout_s),
         (S.COUNTDOWN, CFG.guidance_timeout_s),
         (S.REVIEW, CFG.idle_timeout_s),
@@ -232,8 +237,11 @@ def test_every_state_times_out_to_idle(rig, state, seconds):
     if state is not S.CHOOSE:
         s.post("choose", profile="id_card")
         s.step()
-    if state in (S.GUIDANCE, S.COUNTDOWN, S.REVIEW, S.DONE):
+    if state in (S.REQUIREMENTS, S.GUIDANCE, S.COUNTDOWN, S.REVIEW, S.DONE):
         s.post("consent")
+        s.step()
+    if state in (S.GUIDANCE, S.COUNTDOWN, S.REVIEW, S.DONE):
+        s.post("accept")
         s.step()
     if state is S.COUNTDOWN:
         live.ready = True
@@ -247,6 +255,7 @@ def test_every_state_times_out_to_idle(rig, state, seconds):
     if state is S.FAILSAFE:
         cam.fail = "gone"
         s.post("consent")
+        s.post("accept")
         advance(s, 0.2)
     if state is S.COUNTDOWN:
         assert s.state in (S.COUNTDOWN, S.GUIDANCE)
@@ -426,17 +435,28 @@ def test_transition_table_is_complete():
 @pytest.mark.parametrize("source", ["ui", "button"])
 @pytest.mark.parametrize(
     "state, forward",
-    [(S.CONSENT, S.GUIDANCE), (S.REVIEW, S.HANDOVER), (S.DONE, S.IDLE)],
+    [
+        (S.CHOOSE, S.CONSENT),
+        (S.CONSENT, S.REQUIREMENTS),
+        (S.REQUIREMENTS, S.GUIDANCE),
+        (S.REVIEW, S.HANDOVER),
+        (S.DONE, S.IDLE),
+    ],
 )
 def test_every_screen_with_a_way_forward_takes_accept(rig, state, forward, source):
-    """DESIGN round 2: consent, review and done take the Accept button and the UI event 'accept'."""
+    """DESIGN round 2: choose, consent, requirements, review and done take the Accept button and the
+    UI event 'accept'."""
     s = rig
     s.post("start")
     s.step()
-    s.post("choose", profile="id_card")
-    s.step()
-    if state is not S.CONSENT:
+    if state is not S.CHOOSE:
+        s.post("choose", profile="id_card")
+        s.step()
+    if state not in (S.CHOOSE, S.CONSENT):
         s.post("consent")
+        s.step()
+    if state in (S.REVIEW, S.DONE):
+        s.post("accept")
         s.step()
         to_review(s)
     if state is S.DONE:
@@ -474,3 +494,158 @@ def test_specs_are_checked_when_a_state_is_added_wrongly():
     del broken[S.DONE]
     with pytest.raises(ValueError, match="no spec"):
         check_specs(broken)
+
+
+def test_back_from_consent_and_requirements_keeps_the_choice(rig):
+    s = rig
+    s.post("start")
+    s.post("choose", profile="local", city="杭州")
+    s.post("consent")
+    s.step()
+    assert s.state is S.REQUIREMENTS and s.hub.state["profile"] == "local"
+    s.post("back")
+    s.step()
+    assert s.state is S.CONSENT
+    s.post("back")
+    s.step()
+    assert (s.state, s.profile, s.city) == (S.CHOOSE, "local", "杭州")
+
+
+def test_the_choose_screen_starts_on_the_home_city_for_every_citizen(rig):
+    s = rig
+    s.post("start")
+    s.step()
+    assert (s.state, s.hub.state["city"], s.hub.state["profile"]) == (S.CHOOSE, "杭州", "id_card")
+    s.post("select", profile="local")
+    s.step()
+    assert s.hub.state["profile"] == "local"
+    s.post("select", city="上海")  # not a city of this terminal: nothing changes
+    s.step()
+    assert (s.profile, s.city) == ("local", "杭州")
+    s.post("cancel")
+    s.step()
+    s.post("start")
+    s.step()
+    assert (s.profile, s.city) == ("id_card", "杭州")  # the previous citizen's choice is gone
+    s.post("accept", source="button")  # the selection is what Accept confirms
+    s.step()
+    assert (s.state, s.profile, s.city) == (S.CONSENT, "id_card", "")
+
+
+def test_a_document_the_city_does_not_serve_cannot_be_selected_or_chosen():
+    docs = [
+        {"id": "id_card", "zh": "身份证", "en": "ID", "cities": ["a", "b"], "city_names": {}},
+        {"id": "licence", "zh": "驾驶证", "en": "Licence", "cities": ["a"], "city_names": {}},
+    ]
+    s = Session(CFG, FakeCamera(), FakeLive(), FakeMaker(), lambda *a: {}, docs, dict, clock=Clock())
+    s.post("start")
+    s.post("select", profile="licence")
+    s.step()
+    assert (s.city, s.profile) == ("a", "licence")
+    s.post("select", city="b")  # the licence is not issued in b: nothing stays selected
+    s.step()
+    assert (s.city, s.profile) == ("b", None)
+    s.post("select", profile="licence")
+    s.post("choose", profile="licence")
+    s.step()
+    assert (s.state, s.profile) == (S.CHOOSE, None)
+
+
+def test_a_tap_meant_for_a_screen_that_is_gone_is_dropped(rig):
+    s = rig
+    to_guidance(s)
+    to_review(s)
+    s.post("retake", on="review")
+    s.post("cancel", on="review")  # the second tap of a double tap, sent before the screen changed
+    s.step()
+    assert s.state is S.GUIDANCE and s.retakes == 1
+    s.post("cancel", on="guidance")
+    s.step()
+    assert s.state is S.IDLE
+
+
+def test_timeouts_are_announced_and_more_time_restarts_them(rig):
+    s = rig
+    clock = s.rig[0]
+    s.post("start")
+    s.post("choose", profile="id_card")
+    s.step()
+    assert s.state is S.CONSENT and s.hub.state["warning"] is None
+    advance(s, CFG.idle_timeout_s - CFG.warn_s + 0.2)
+    w = s.hub.state["warning"]
+    assert w is not None and CFG.warn_s - 1 < w["remaining_s"] <= CFG.warn_s
+    s.post("more_time", on="consent")
+    s.step()
+    assert s.state is S.CONSENT and s.hub.state["warning"] is None
+    advance(s, CFG.idle_timeout_s - 1.0)
+    assert s.state is S.CONSENT and s.hub.state["warning"] is not None
+    advance(s, 1.2)
+    assert s.state is S.IDLE and s.hub.state["ended"]["en"].startswith("The last session ended")
+    advance(s, CFG.ended_notice_s + 0.2)
+    assert s.hub.state["ended"] is None  # said briefly
+    assert clock.t > 0
+
+
+def test_guidance_timeout_is_announced_and_the_idle_screen_says_why(rig):
+    s = rig
+    to_guidance(s)
+    advance(s, CFG.guidance_timeout_s - CFG.warn_s + 0.2)
+    assert s.state is S.GUIDANCE and s.hub.state["warning"] is not None
+    s.post("more_time")
+    advance(s, CFG.guidance_timeout_s - 1.0)
+    assert s.state is S.GUIDANCE
+    advance(s, 1.5)
+    assert s.state is S.IDLE and "not taken in time" in s.hub.state["ended"]["en"]
+    s.post("start")
+    s.step()
+    assert s.hub.state["ended"] is None
+
+
+def test_guidance_stuck_on_one_prompt_gives_a_specific_hint_and_offers_staff(rig):
+    s = rig
+    live = s.rig[2]
+    to_guidance(s)
+    advance(s, CFG.stuck_hint_s - 1.0)
+    assert s.hub.state["hint"] is None
+    advance(s, 1.2)
+    hint = s.hub.state["hint"]
+    assert hint["prompt"] == "come_closer" and hint["arrow"] == "closer" and hint["staff"] is True
+    assert "half a step forward" in hint["text"]["en"]
+    s.post("call_staff")
+    s.step()
+    assert s.hub.state["hint"]["staff_called"] is True and s.status()["staff_called"] is True
+    live.ready = True  # progress: the hint goes away
+    advance(s, 0.2)
+    assert s.hub.state["hint"] is None
+
+
+@pytest.mark.parametrize(
+    "prompt, values, arrow, word",
+    [
+        ("face_camera", {"yaw": 9.0}, "turn_right", "to your right"),
+        ("face_camera", {"yaw": -9.0}, "turn_left", "to your left"),
+        ("straighten_head", {"roll": 6.0}, "tilt_right", "left shoulder"),
+        ("straighten_head", {"roll": -6.0}, "tilt_left", "right shoulder"),
+        ("move_left", {}, "left", "to your left"),
+        ("some_new_prompt", {}, "none", "staff"),
+    ],
+)
+def test_hints_say_which_way_from_the_sign_of_the_measure(prompt, values, arrow, word):
+    from kiosk.capture.session import stuck_hint
+    from kiosk.text import text
+
+    got_arrow, text_id = stuck_hint(prompt, values)
+    assert got_arrow == arrow and word in text(text_id, "en")
+
+
+def test_large_text_is_switched_on_the_idle_screen_and_ends_with_the_session(rig):
+    s = rig
+    assert s.hub.state["large_text"] is False
+    s.post("large_text")
+    s.step()
+    assert s.hub.state["large_text"] is True
+    to_guidance(s)
+    assert s.hub.state["large_text"] is True  # it holds for the citizen's session
+    s.post("cancel")
+    s.step()
+    assert s.state is S.IDLE and s.hub.state["large_text"] is False

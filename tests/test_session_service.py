@@ -69,6 +69,7 @@ def test_status_readiness_inhibit_and_a_camera_failure(service, notify_socket):
     assert session_running(service.cfg.state_dir)  # updates wait for the citizen
     service.session.post("choose", profile="id_card", city="shenzhen")
     service.session.post("consent")
+    service.session.post("accept")  # the requirements screen
     assert wait(lambda: service.session.state is State.GUIDANCE)
     assert wait(lambda: call(sock, "status")["lights"]["right"] > call(sock, "status")["lights"]["left"])
 
@@ -81,6 +82,7 @@ def test_status_readiness_inhibit_and_a_camera_failure(service, notify_socket):
     service.session.post("start")
     service.session.post("choose", profile="id_card", city="shenzhen")
     service.session.post("consent")
+    service.session.post("accept")  # the requirements screen
     assert wait(lambda: service.session.state is State.GUIDANCE and service.live.n > 5)
     assert service.session.camera.failure is None
     assert wait(lambda: service.live.last is not None and "face_width" in service.live.last.values)
@@ -179,6 +181,7 @@ def test_a_whole_session_through_the_service_ends_with_a_stored_printed_number(s
     service.session.post("choose", profile="id_card", city="nowhere")  # not a city it serves: ignored
     service.session.post("choose", profile="id_card", city="shenzhen")
     service.session.post("consent")
+    service.session.post("accept")  # the requirements screen
     assert wait(lambda: service.session.state is State.REVIEW, timeout=60)
     service.session.post("accept")
     assert wait(lambda: service.session.state is State.DONE, timeout=20)

@@ -14,10 +14,13 @@ from __future__ import annotations
 import logging
 import queue
 import time
+import tomllib
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from kiosk.capture.hub import Hub
@@ -34,6 +37,7 @@ class State(StrEnum):
     IDLE = "idle"
     CHOOSE = "choose"  # document and city
     CONSENT = "consent"  # privacy notice
+    REQUIREMENTS = "requirements"  # what the photo needs (hat off, hair off the brows...), before the camera
     GUIDANCE = "guidance"
     COUNTDOWN = "countdown"
     CAPTURE = "capture"
@@ -57,6 +61,7 @@ class Timer:
     limit: str
     trigger: str
     since: str = "entered"  # or "live": since the live phase began (failed photos do not extend it)
+    warn: bool = False  # announced: "Need more time?" SessionConfig.warn_s before it fires ("more_time")
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,8 @@ class StateSpec:
     events: dict[str, str] = field(default_factory=dict)
     # trigger -> may it fire now? (a guard may also take the event's data, like the choice)
     guards: dict[str, Callable[[Session, Event], bool]] = field(default_factory=dict)
+    # events handled in the state without leaving it (a selection, "more time"): name -> handler
+    actions: dict[str, Callable[[Session, Event], None]] = field(default_factory=dict)
     enter: Callable[[Session, State, str], None] | None = None  # (session, old state, trigger)
     frame: Callable[[Session], None] | None = None  # each turn of the main loop
     timers: tuple[Timer, ...] = ()  # checked in order; the first that has run out fires
@@ -114,6 +121,9 @@ class Session:
         self.state = S.IDLE
         self.entered = clock()
         self.lang = "zh"
+        self.large_text = False  # large text + slower speech, switched on the idle screen, per session
+        self.ended: dict[str, str] | None = None  # why the last session ended (a timeout), shown in idle
+        self._ended_until = 0.0
         self.sessions = 0
         self.history: list[tuple[float, str, str]] = []  # (t, state, trigger) for the demo and tests
         self.timings: dict[str, float] = {}
@@ -137,6 +147,10 @@ class Session:
         self.result: dict[str, Any] | None = None
         self._live_since: float | None = None
         self._lost_since: float | None = None
+        self._warned = False  # a "Need more time?" warning is showing
+        self._prompt: str | None = None  # the guidance prompt shown, and since when (stuck hints)
+        self._prompt_since: float | None = None
+        self.staff_called = False
         self.hub.set_photo(None)
         self.hub.publish_frame(None)
 
@@ -165,7 +179,20 @@ class Session:
                 self.lang = ev.data["lang"]
                 self._publish()
             return
+        if ev.name == "large_text":  # a toggle; it holds until the session ends
+            self.large_text = not self.large_text
+            self._publish()
+            return
+        shown = ev.data.get("on")  # the screen touched: a tap meant for a screen that is gone is dropped
+        if ev.source == "ui" and shown is not None and shown != self.state.value:
+            log.info("ignored %r touched on %s while in %s", ev.name, shown, self.state.value)
+            return
         spec = SPECS[self.state]
+        action = spec.actions.get(ev.name)
+        if action is not None and ev.source != "button":
+            action(self, ev)
+            self._publish()
+            return
         if ev.source == "button":
             trigger = spec.buttons.get(ev.name)
         else:
@@ -193,9 +220,13 @@ class Session:
         if SPECS[old].lit and not SPECS[new].lit:
             self.live.stop()
         self.state, self.entered = new, now
+        self._warned = False
         enter = SPECS[new].enter
         if enter is not None:
             enter(self, old, trigger)
+        if trigger == "timeout":  # the idle screen says briefly why the last session ended
+            self.ended = pair("session.ended.live_timeout" if SPECS[old].live else "session.ended.timeout")
+            self._ended_until = now + self.cfg.ended_notice_s
         log.info("session: %s --%s--> %s", old.value, trigger, new.value)
         self._publish()
         for fn in self.listeners:
@@ -216,23 +247,79 @@ class Session:
             return False
         return True
 
+    def _document(self, profile: str | None) -> dict[str, Any] | None:
+        return next((d for d in self.documents if d["id"] == profile), None)
+
+    def _city_for(self, doc: dict[str, Any], city: str) -> str | None:
+        """The city id ``doc`` is issued in, as typed or said (深圳, 深圳市, Shenzhen: the one resolver
+        of kiosk.receipt); "" for a document issued anywhere; None when this city does not serve it."""
+        if not doc["cities"]:
+            return ""
+        names = doc.get("city_names") or {}
+        return resolve_city(city, {c: names.get(c, {}) for c in doc["cities"]})
+
+    def home_city(self) -> str:
+        """The terminal's home city: the first city offered for the default document (home first)."""
+        doc = self._document(self.cfg.default_profile) or (self.documents[0] if self.documents else None)
+        if doc and doc["cities"]:
+            return str(doc["cities"][0])
+        return next((str(d["cities"][0]) for d in self.documents if d["cities"]), "")
+
     def _take_choice(self, ev: Event) -> bool:
-        """Choose: a document on offer (the default for the button) and a city it is issued in."""
-        profile = ev.data.get("profile") or self.cfg.default_profile
-        doc = next((d for d in self.documents if d["id"] == profile), None)
+        """Choose: a document on offer (the one selected, else the default) and a city it is issued in."""
+        profile = ev.data.get("profile") or self.profile or self.cfg.default_profile
+        doc = self._document(profile)
         if doc is None:
             log.info("ignored choice of unknown document %r", profile)
             return False
-        city = str(ev.data.get("city") or "")
-        if doc["cities"]:  # as typed or said (深圳, 深圳市, Shenzhen): the one resolver of kiosk.receipt
-            names = doc.get("city_names") or {}
-            chosen = resolve_city(city, {c: names.get(c, {}) for c in doc["cities"]})
-            if chosen is None:
-                log.info("ignored choice of city %r for %s", city, profile)
-                return False
-            city = chosen
+        city = self._city_for(doc, str(ev.data.get("city") or self.city or ""))
+        if city is None:
+            log.info("ignored choice of city %r for %s", ev.data.get("city") or self.city, profile)
+            return False
         self.profile, self.city = profile, city
         return True
+
+    def _select(self, ev: Event) -> None:
+        """Choose screen: a city and/or a document selected, not yet confirmed. A city that does not
+        serve the selected document leaves no document selected (the screen shows it disabled)."""
+        self.entered = self.clock()  # a touch: the screen's time limit starts again
+        self._warned = False
+        city = ev.data.get("city")
+        if city is not None:
+            every = {c for d in self.documents for c in d["cities"]}
+            names = {c: n for d in self.documents for c, n in (d.get("city_names") or {}).items()}
+            chosen = resolve_city(str(city), {c: names.get(c, {}) for c in every})
+            if chosen is None:
+                log.info("ignored selection of city %r", city)
+                return
+            self.city = chosen
+        profile = ev.data.get("profile")
+        if profile is not None:
+            doc = self._document(profile)
+            if doc is None or self._city_for(doc, self.city) is None:
+                log.info("ignored selection of %r in %r", profile, self.city)
+                return
+            self.profile = profile
+        doc = self._document(self.profile)
+        if doc is not None and self._city_for(doc, self.city) is None:
+            self.profile = None
+
+    def _more_time(self, ev: Event) -> None:
+        """The citizen answered "Need more time?": the announced timers of this state start again."""
+        now = self.clock()
+        for timer in SPECS[self.state].timers:
+            if timer.warn and timer.since == "live":
+                self._live_since = now
+            elif timer.warn:
+                self.entered = now
+        self._warned = False
+        log.info("session: more time in %s", self.state.value)
+
+    def _call_staff(self, ev: Event) -> None:
+        """Guidance is stuck: the citizen asked for staff (the service status and the log say so)."""
+        if not self.staff_called:
+            log.warning("session: the citizen asked for staff during %s", self.state.value)
+        self.staff_called = True
 
     def _may_retake(self, ev: Event) -> bool:
         if self.retakes >= self.cfg.max_retakes:
@@ -243,10 +330,15 @@ class Session:
     def _enter_idle(self, old: State, trigger: str) -> None:
         self._wipe_citizen()
         self.lang = "zh"  # the next citizen starts in the default language (and may switch in idle)
+        self.large_text = False
 
     def _enter_choose(self, old: State, trigger: str) -> None:
-        if old is S.IDLE:
+        if old is S.IDLE:  # a new citizen: the home city and the default document, whatever came before
             self.sessions += 1
+            self.ended = None
+            self.city = self.home_city()
+            doc = self._document(self.cfg.default_profile)
+            self.profile = doc["id"] if doc and self._city_for(doc, self.city) is not None else None
 
     def _enter_guidance(self, old: State, trigger: str) -> None:
         if old is S.REVIEW:
@@ -256,11 +348,12 @@ class Session:
                 self.photo.wipe()
             self.photo = None
             self.hub.set_photo(None)
-        if old is S.CONSENT or old is S.REVIEW:  # a new live phase; failed photos do not extend it
+        if old is S.REQUIREMENTS or old is S.REVIEW:  # a new live phase; failed photos do not extend it
             self._live_since = self.clock()
         if old is not S.COUNTDOWN:
             self.live.start(self._thresholds(self.profile or self.cfg.default_profile))
-        if old is S.CONSENT or old is S.REVIEW:
+            self._prompt, self._prompt_since = None, None
+        if old is S.REQUIREMENTS or old is S.REVIEW:
             self.message = None
 
     def _enter_countdown(self, old: State, trigger: str) -> None:
@@ -286,6 +379,9 @@ class Session:
 
     def _frame_guidance(self) -> None:
         g = self._guide()
+        key = None if g.ready else (g.prompt or (g.failing[0] if g.failing else None))
+        if key != self._prompt or self._prompt_since is None:  # progress: another prompt, or ready
+            self._prompt, self._prompt_since = key, self.clock()
         if g.ready and g.steady_s >= self.cfg.steady_s:
             self.fire("steady")
             return
@@ -337,6 +433,9 @@ class Session:
             if frame is not None:
                 frame(self)
             self._timers()
+            if self.ended is not None and self.state is S.IDLE and self.clock() >= self._ended_until:
+                self.ended = None
+                self._publish()
         except Exception as exc:  # noqa: BLE001 - the failsafe is the point
             self._fail(exc)
 
@@ -363,13 +462,49 @@ class Session:
     camera_failed = False
 
     def _timers(self) -> None:
-        """The first of this state's timers that has run out fires its trigger."""
+        """The first of this state's timers that has run out fires its trigger; an announced timer
+        close to running out shows its warning (published once as it starts, the screen counts down)."""
         now = self.clock()
         for timer in SPECS[self.state].timers:
             since = self.entered if timer.since == "entered" else self._live_since
             if since is not None and now - since >= getattr(self.cfg, timer.limit):
                 self.fire(timer.trigger)
                 return
+        if (self.warning() is not None) != self._warned:
+            self._warned = not self._warned
+            self._publish()
+
+    def warning(self) -> dict[str, Any] | None:
+        """"Need more time?": the seconds left on this state's announced timer, when within warn_s."""
+        if self.cfg.warn_s <= 0:
+            return None
+        now = self.clock()
+        for timer in SPECS[self.state].timers:
+            since = self.entered if timer.since == "entered" else self._live_since
+            if not timer.warn or since is None:
+                continue
+            left = getattr(self.cfg, timer.limit) - (now - since)
+            if left <= self.cfg.warn_s:
+                return {"remaining_s": round(max(0.0, left), 2), "warn_s": self.cfg.warn_s}
+        return None
+
+    def hint(self) -> dict[str, Any] | None:
+        """Guidance stuck on one prompt for stuck_hint_s: which way (an arrow) and a specific sentence
+        (kiosk/capture/hints.toml), and the offer to call staff."""
+        if self.state is not S.GUIDANCE or self._prompt is None or self._prompt_since is None:
+            return None
+        if self.clock() - self._prompt_since < self.cfg.stuck_hint_s:
+            return None
+        g = self.live.last
+        values = g.values if g is not None else {}
+        arrow, text_id = stuck_hint(self._prompt, values)
+        return {
+            "prompt": self._prompt,
+            "arrow": arrow,
+            "text": pair(text_id) if text_id else None,
+            "staff": True,
+            "staff_called": self.staff_called,
+        }
 
     # --- what the screen shows --------------------------------------------------------------------
 
@@ -379,6 +514,7 @@ class Session:
         snap: dict[str, Any] = {
             "state": self.state.value,
             "lang": self.lang,
+            "large_text": self.large_text,
             "session": self.sessions,
             "documents": self.documents,
             "profile": self.profile,
@@ -391,6 +527,10 @@ class Session:
             else None,
             "photo": None,
             "result": self.result if self.state is S.DONE else None,
+            "home_city": self.home_city(),
+            "warning": self.warning(),
+            "hint": self.hint(),
+            "ended": self.ended if self.state is S.IDLE else None,
         }
         if self.state is S.REVIEW and self.photo is not None:
             snap["photo"] = {
@@ -411,14 +551,39 @@ class Session:
             "sessions": self.sessions,
             "profile": self.profile,
             "retakes": self.retakes,
+            "staff_called": self.staff_called,
         }
+
+
+HINTS_FILE = Path(__file__).with_name("hints.toml")
+
+
+@lru_cache(maxsize=1)
+def _hints() -> dict[str, Any]:
+    with HINTS_FILE.open("rb") as f:
+        return tomllib.load(f)["prompt"]
+
+
+def stuck_hint(prompt: str, values: dict[str, float]) -> tuple[str, str | None]:
+    """(arrow, text id) for a prompt that has not gone away: from kiosk/capture/hints.toml, the sign
+    of the measure choosing the way where the prompt alone does not say it (turn, tilt)."""
+    rule = _hints().get(prompt)
+    if rule is None:
+        return "none", "session.hint.generic"
+    measure = rule.get("measure")
+    if measure is not None and measure in values:
+        rule = rule["positive"] if values[measure] > 0 else rule["negative"]
+    elif measure is not None:
+        rule = rule.get("unknown", {"arrow": "none", "text": "session.hint.generic"})
+    return str(rule.get("arrow", "none")), rule.get("text")
 
 
 # --- the states: one spec each, its transitions first -------------------------------------------------
 
 ANY_STATE: dict[str, State] = {"timeout": S.IDLE, "error": S.FAILSAFE}  # from every state (timeout: but idle)
-IDLE_TIMEOUT = Timer("idle_timeout_s", "timeout")  # nobody touched the screen
-LIVE_TIMEOUT = Timer("guidance_timeout_s", "timeout", since="live")  # no photo in the live phase
+IDLE_TIMEOUT = Timer("idle_timeout_s", "timeout", warn=True)  # nobody touched the screen
+LIVE_TIMEOUT = Timer("guidance_timeout_s", "timeout", since="live", warn=True)  # no photo in the live phase
+MORE_TIME = {"more_time": Session._more_time}  # the answer to "Need more time?"
 ACCEPT = "accept"  # every screen with a way forward takes the Accept button and the UI event "accept"
 
 SPECS: dict[State, StateSpec] = {
@@ -431,19 +596,30 @@ SPECS: dict[State, StateSpec] = {
     S.CHOOSE: StateSpec(  # document and city
         go={"choose": S.CONSENT, "cancel": S.IDLE},
         buttons={ACCEPT: "choose", "cancel": "cancel"},
+        events={ACCEPT: "choose"},
         guards={"choose": Session._take_choice},
+        actions={"select": Session._select, **MORE_TIME},
         enter=Session._enter_choose,
         timers=(IDLE_TIMEOUT,),
     ),
     S.CONSENT: StateSpec(  # privacy notice
-        go={"consent": S.GUIDANCE, "back": S.CHOOSE, "decline": S.IDLE, "cancel": S.IDLE},
+        go={"consent": S.REQUIREMENTS, "back": S.CHOOSE, "decline": S.IDLE, "cancel": S.IDLE},
         buttons={ACCEPT: "consent", "cancel": "decline"},
         events={ACCEPT: "consent"},
+        actions=MORE_TIME,
+        timers=(IDLE_TIMEOUT,),
+    ),
+    S.REQUIREMENTS: StateSpec(  # the profile's requirements with drawn examples, just before the camera
+        go={"ready": S.GUIDANCE, "back": S.CONSENT, "cancel": S.IDLE},
+        buttons={ACCEPT: "ready", "cancel": "cancel"},
+        events={ACCEPT: "ready"},
+        actions=MORE_TIME,
         timers=(IDLE_TIMEOUT,),
     ),
     S.GUIDANCE: StateSpec(
         go={"steady": S.COUNTDOWN, "cancel": S.IDLE},
         buttons={"cancel": "cancel"},
+        actions={**MORE_TIME, "call_staff": Session._call_staff},
         enter=Session._enter_guidance,
         frame=Session._frame_guidance,
         timers=(LIVE_TIMEOUT,),
@@ -453,6 +629,7 @@ SPECS: dict[State, StateSpec] = {
     S.COUNTDOWN: StateSpec(
         go={"lost": S.GUIDANCE, "elapsed": S.CAPTURE, "cancel": S.IDLE},
         buttons={"cancel": "cancel"},
+        actions=MORE_TIME,
         enter=Session._enter_countdown,
         frame=Session._frame_countdown,
         timers=(Timer("countdown_s", "elapsed"), LIVE_TIMEOUT),
@@ -469,6 +646,7 @@ SPECS: dict[State, StateSpec] = {
         go={ACCEPT: S.HANDOVER, "retake": S.GUIDANCE, "cancel": S.IDLE},
         buttons={ACCEPT: ACCEPT, "retake": "retake", "cancel": "cancel"},
         guards={"retake": Session._may_retake},
+        actions=MORE_TIME,
         frame=Session._frame_review,
         timers=(IDLE_TIMEOUT,),
         live=True,

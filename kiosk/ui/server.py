@@ -32,8 +32,11 @@ TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
 }
-EVENTS = {"start", "choose", "consent", "decline", "back", "accept", "retake", "cancel", "lang"}
-EVENT_FIELDS = {"profile", "city", "lang"}
+EVENTS = {
+    "start", "select", "choose", "consent", "decline", "back", "accept", "retake", "cancel", "lang",
+    "large_text", "more_time", "call_staff",
+}  # fmt: skip
+EVENT_FIELDS = {"profile", "city", "lang", "on"}  # on: the screen (state) the touch was made on
 MAX_BODY = 4096
 MAX_FIELD = 64
 PREVIEW_QUALITY = 70
