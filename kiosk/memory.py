@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import json
 import logging
 import os
 import time
 import tracemalloc
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ log = logging.getLogger("kiosk.memory")
 
 TRACE_ENV = "KIOSK_TRACEMALLOC"
 TRACE_FRAMES = 12
+TRIM_ENV = "KIOSK_MALLOC_TRIM"
 
 
 def rss_mb(pid: int | str = "self") -> float:
@@ -99,7 +102,6 @@ def sqlite_mb() -> float:
 
 def default_probes() -> dict[str, Callable[[], float]]:
     """What any Python service may pile up: objects the collector tracks, threads, SQLite's caches."""
-    import gc
     import threading
 
     return {
@@ -158,8 +160,10 @@ class MemoryGuard:
 
     @classmethod
     def from_env(cls, ceiling_mb: float, **kw: Any) -> MemoryGuard:
-        """The guard with the tracing directory of ``KIOSK_TRACEMALLOC`` (unset: no tracing)."""
-        return cls(ceiling_mb, trace_dir=os.environ.get(TRACE_ENV) or None, **kw)
+        """The guard with the tracing directory of ``KIOSK_TRACEMALLOC`` (unset: no tracing);
+        ``KIOSK_MALLOC_TRIM=0`` leaves glibc's free memory in its heaps (to measure the trim)."""
+        trim = os.environ.get(TRIM_ENV, "1").strip() != "0"
+        return cls(ceiling_mb, trace_dir=os.environ.get(TRACE_ENV) or None, trim=trim, **kw)
 
     def idle(self, sessions: int) -> Exceeded | None:
         """Call between main-loop turns while the session is idle: after each session (and every
@@ -204,3 +208,6 @@ class MemoryGuard:
                 row[name] = f"error: {exc}"
         with open(self.trace_dir / "probes.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
+        types = Counter(type(o).__qualname__ for o in gc.get_objects())  # what the objects are
+        path = self.trace_dir / f"session-{sessions:04d}.types.json"
+        path.write_text(json.dumps(dict(types.most_common(200))))

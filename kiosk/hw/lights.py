@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from kiosk.config import HardwareConfig
@@ -24,7 +25,7 @@ def pin_factory(sim: bool) -> Any:
     """gpiozero's mock factory (with PWM pins) in simulation, else the board's lgpio factory; a
     machine without GPIO falls back to the mock factory with a warning instead of failing. The
     caller hands it to every device it makes (lights, buttons)."""
-    from gpiozero.pins.mock import MockFactory, MockPWMPin
+    from gpiozero.pins.mock import MockFactory
 
     if not sim:
         try:
@@ -36,7 +37,26 @@ def pin_factory(sim: bool) -> Any:
                 "no GPIO (%s): LEDs and buttons are simulated",
                 str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
             )
-    return MockFactory(pin_class=MockPWMPin)
+    return MockFactory(pin_class=_mock_pwm_pin())
+
+
+MOCK_PIN_HISTORY = 64  # states a simulated pin remembers (gpiozero's tests read them back)
+
+
+@lru_cache(maxsize=1)
+def _mock_pwm_pin() -> type:
+    """gpiozero's mock PWM pin, remembering only its last states: gpiozero keeps every state a mock
+    pin was ever set to, and the lighting loop sets three LEDs per frame (444 states per session,
+    the Python heap of `kiosk run --sim` grew by 0.1 MB per session; tracemalloc, issue 20)."""
+    from gpiozero.pins.mock import MockPWMPin
+
+    class BoundedMockPWMPin(MockPWMPin):
+        def _change_state(self, value: Any) -> bool:
+            changed = super()._change_state(value)
+            del self.states[:-MOCK_PIN_HISTORY]
+            return bool(changed)
+
+    return BoundedMockPWMPin
 
 
 class Lights:
