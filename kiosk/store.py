@@ -8,6 +8,7 @@ its slip are committed in one transaction before a byte goes to the printer.
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import threading
 import time
@@ -24,6 +25,15 @@ from kiosk.errors import KioskError
 DB_NAME = "kiosk.sqlite3"
 PHOTO_DIR = "photos"
 ORPHAN_GRACE_S = 3600.0  # a photo file without a record younger than this may belong to a running issue
+# Outside the database, so that losing it cannot lose them: the highest sequence handed out per series
+# and the count of numbers ever issued (written durably before a number is handed out).
+MARKS_NAME = "numbers-mark.json"
+MARKS_KEEP_SERIES = 512  # the newest series kept (a series is one document, city and day)
+LOSS_ACK = "store_loss_acknowledged"  # the audit action of a technician's acknowledgement
+# A terminal that uploads nothing needs a photo only until its slip is handed over: it keeps it at most
+# this long (from the hand-over; from the issue when the slip never printed), whatever retention_days says.
+STANDALONE_MAX_DAYS = 7.0
+SETTLED = ("confirmed", "rejected")  # upload states after which the platform needs nothing more
 
 # Each entry upgrades the schema by one version; never edit a released entry, append a new one.
 MIGRATIONS: list[str] = [
@@ -104,6 +114,21 @@ class StoreError(KioskError):
     """The database cannot be opened, is from a newer firmware, or a record is missing."""
 
 
+class StoreLost(StoreError):
+    """The database is missing, empty or behind where this terminal issued numbers before: no number
+    is issued until a technician acknowledges it on the console (`store acknowledge-loss`)."""
+
+
+def _db_error(exc: sqlite3.Error) -> StoreError:
+    """A database that is corrupt, full or unreadable: one line for a person, not a traceback."""
+    text = str(exc)
+    if "full" in text:
+        return StoreError(f"the store cannot write: {text} (free space in the state directory)")
+    if "malformed" in text or "not a database" in text:
+        return StoreError(f"the store is damaged: {text} (restore it, or move it aside to start a new one)")
+    return StoreError(f"store: {text}")
+
+
 @dataclass(frozen=True)
 class NumberRecord:
     number: str
@@ -174,13 +199,19 @@ class _SerialConnection:
 
     def execute(self, sql: str, params: Any = ()) -> _Rows:
         with self.lock:
-            cur = self.conn.execute(sql, params)
-            return _Rows(cur.fetchall() if cur.description else [], cur.lastrowid, cur.rowcount)
+            try:
+                cur = self.conn.execute(sql, params)
+                return _Rows(cur.fetchall() if cur.description else [], cur.lastrowid, cur.rowcount)
+            except sqlite3.Error as exc:
+                raise _db_error(exc) from None
 
     def executemany(self, sql: str, seq: Any) -> _Rows:
         with self.lock:
-            cur = self.conn.executemany(sql, seq)
-            return _Rows([], cur.lastrowid, cur.rowcount)
+            try:
+                cur = self.conn.executemany(sql, seq)
+                return _Rows([], cur.lastrowid, cur.rowcount)
+            except sqlite3.Error as exc:
+                raise _db_error(exc) from None
 
     def close(self) -> None:
         with self.lock:
@@ -204,11 +235,12 @@ class Store:
             # FULL: a committed transaction survives a power cut, not only a process crash.
             self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
             self.db.execute("PRAGMA foreign_keys=ON")
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, sqlite3.Error, StoreError) as exc:
             raise StoreError(f"cannot open the store in {self.state_dir}: {exc}") from None
         if mode.lower() != "wal":
             raise StoreError(f"the store in {self.state_dir} cannot use WAL mode (got {mode})")
         self._migrate()
+        self.marks_path = self.state_dir / MARKS_NAME
 
     # --- schema -------------------------------------------------------------------------------
 
@@ -247,9 +279,15 @@ class Store:
             try:
                 yield self.db
             except BaseException:
-                self.db.execute("ROLLBACK")
+                if self.db.conn.in_transaction:  # SQLite may have rolled back itself (a full disk)
+                    self.db.execute("ROLLBACK")
                 raise
-            self.db.execute("COMMIT")
+            try:
+                self.db.execute("COMMIT")
+            except StoreError:
+                if self.db.conn.in_transaction:
+                    self.db.conn.execute("ROLLBACK")
+                raise
 
     # --- sessions and photos --------------------------------------------------------------------
 
@@ -505,24 +543,37 @@ class Store:
     def audit_log(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute("SELECT * FROM audit ORDER BY id")]
 
-    def purge(self, retention_days: float, now: float | None = None, actor: str = "system") -> dict[str, int]:
-        """Delete photos whose upload the platform settled (confirmed or rejected) more than retention_days
-        ago, and orphan files.
+    def purge(
+        self,
+        retention_days: float,
+        now: float | None = None,
+        actor: str = "system",
+        *,
+        uploading: bool = True,
+    ) -> dict[str, int]:
+        """Delete every photo nothing needs any more, retention_days after that moment; and orphan files.
 
-        Orphans are photo files no record points to (an issue interrupted before its commit).
+        A photo is needed until its upload is settled (confirmed or rejected) when it is uploaded, else
+        until its slip is handed over (printed). ``uploading`` False: this terminal uploads nothing, so
+        a pending upload needs nothing either, and the photo is kept at most STANDALONE_MAX_DAYS (from
+        the hand-over, or from the issue when the slip never printed). A slip with a thumbnail is drawn
+        from the photo file when it prints: once the file is gone no slip shows the face again.
+        Orphans are photo files no record points to (an issue interrupted before its commit). Files go
+        first and the records after, so on a full disk the purge frees space before it writes.
         """
         now = time.time() if now is None else now
-        cutoff = now - retention_days * 86400.0
         rows = self.db.execute(
-            "SELECT p.id, p.path FROM photos p JOIN outbox o ON o.session_id = p.session_id "
-            "WHERE p.deleted_at IS NULL AND o.state IN ('confirmed', 'rejected') AND o.confirmed_at <= ?",
-            (cutoff,),
+            "SELECT p.id, p.path, COALESCE(n.issued_at, p.created_at) AS issued_at, "
+            "o.state AS upload, o.confirmed_at, "
+            "(SELECT MIN(j.printed_at) FROM print_jobs j WHERE j.number = n.number "
+            " AND j.state = 'printed') AS handed_over "
+            "FROM photos p LEFT JOIN numbers n ON n.session_id = p.session_id "
+            "LEFT JOIN outbox o ON o.session_id = p.session_id WHERE p.deleted_at IS NULL"
         ).fetchall()
-        deleted = 0
-        for r in rows:
+        due = [r for r in rows if _photo_due(r, retention_days, now, uploading)]
+        for r in due:
             (self.state_dir / r["path"]).unlink(missing_ok=True)
-            deleted += 1
-        known = {r["path"] for r in self.db.execute("SELECT path FROM photos WHERE deleted_at IS NULL")}
+        known = {r["path"] for r in rows} - {r["path"] for r in due}
         orphans = 0
         for f in self.photo_dir.iterdir():
             rel = str(f.relative_to(self.state_dir))
@@ -530,6 +581,120 @@ class Store:
                 f.unlink(missing_ok=True)
                 orphans += 1
         with self.transaction() as db:
-            db.executemany("UPDATE photos SET deleted_at = ? WHERE id = ?", [(now, r["id"]) for r in rows])
-            self._audit(db, actor, "purge", f"photos={deleted} orphans={orphans}", now)
-        return {"photos_deleted": deleted, "orphans_deleted": orphans}
+            db.executemany("UPDATE photos SET deleted_at = ? WHERE id = ?", [(now, r["id"]) for r in due])
+            self._audit(db, actor, "purge", f"photos={len(due)} orphans={orphans}", now)
+        return {"photos_deleted": len(due), "orphans_deleted": orphans}
+
+    # --- numbers outside the database: a lost store never reissues one ----------------------------
+
+    def _read_marks(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.marks_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {"total": 0, "series": {}}
+        except (OSError, ValueError) as exc:
+            raise StoreLost(f"{self.marks_path}: unreadable number marks ({exc}); not issuing") from None
+        if not (isinstance(data, dict) and isinstance(data.get("series"), dict)):
+            raise StoreLost(f"{self.marks_path}: not a number-marks file; not issuing")
+        return {
+            "total": int(data.get("total", 0)),
+            "series": {str(k): int(v) for k, v in data["series"].items()},
+        }
+
+    def mark_issued(self, number: str) -> None:
+        """Raise the marks to this number's series and the issued count, durably, before it is handed out.
+
+        Inside a write transaction, so two processes issuing at once never lower each other's marks.
+        """
+        with self.transaction() as db:
+            rec = db.execute("SELECT series FROM numbers WHERE number = ?", (number,)).fetchone()
+            counters = self._counter_values(db)
+            marks = self._read_marks()
+            new = dict(marks["series"])
+            if rec is not None and rec["series"] is not None:
+                key = rec["series"]
+                new[key] = max(new.get(key, 0), counters.get(f"seq:{key}", 0))
+            total = max(marks["total"], counters.get("numbers_issued", 0))
+            if new == marks["series"] and total == marks["total"]:
+                return
+            keep = sorted(new, key=lambda k: (k[-6:], k))[-MARKS_KEEP_SERIES:]  # series end in YYMMDD
+            doc = {"version": 1, "total": total, "series": {k: new[k] for k in keep}}
+            write_atomic(self.marks_path, json.dumps(doc, sort_keys=True).encode("utf-8"))
+
+    @staticmethod
+    def _counter_values(db: _SerialConnection) -> dict[str, int]:
+        return {r["name"]: int(r["value"]) for r in db.execute("SELECT name, value FROM counters")}
+
+    def lost(self) -> str | None:
+        """Why this store cannot be trusted to issue numbers (records existed that it does not have); None
+        when it can. Evidence: the marks file, photo files, with no acknowledgement in the store."""
+        marks = self._read_marks()
+        counters = self._counter_values(self.db)
+        issued = counters.get("numbers_issued", 0)
+        if issued < marks["total"]:
+            return (
+                f"the store knows {issued} issued number(s) but {marks['total']} were handed out "
+                f"({self.marks_path.name}): the database was lost or replaced"
+            )
+        for series, seq in sorted(marks["series"].items()):
+            if counters.get(f"seq:{series}", 0) < seq:
+                return (
+                    f"series {series} reached {seq} but the store says {counters.get(f'seq:{series}', 0)}: "
+                    "the database was lost or replaced"
+                )
+        if issued == 0:
+            photos = [f for f in self.photo_dir.glob("*.jpg") if f.is_file()]
+            if photos and not self._acknowledged():
+                return f"the store is empty but {len(photos)} photo file(s) of earlier numbers remain"
+        return None
+
+    def _acknowledged(self) -> bool:
+        return (
+            self.db.execute("SELECT 1 FROM audit WHERE action = ? LIMIT 1", (LOSS_ACK,)).fetchone()
+            is not None
+        )
+
+    def check_not_lost(self) -> None:
+        """Raise StoreLost when the store cannot be trusted to issue (see lost())."""
+        reason = self.lost()
+        if reason:
+            raise StoreLost(
+                f"not issuing numbers: {reason}; a technician must acknowledge it on the console "
+                "(store acknowledge-loss)",
+                code="receipt.store.lost.citizen",
+            )
+
+    def acknowledge_loss(self, actor: str) -> dict[str, Any]:
+        """The technician accepts the loss: the counters continue past every mark (no number is issued
+        twice) and the acknowledgement is audited. Refused when nothing was lost."""
+        reason = self.lost()
+        if reason is None:
+            raise StoreError("the store has lost nothing: there is nothing to acknowledge")
+        marks = self._read_marks()
+        now = time.time()
+        with self.transaction() as db:
+            seeds = {f"seq:{k}": v for k, v in marks["series"].items()}
+            seeds["numbers_issued"] = marks["total"]
+            db.executemany(
+                "INSERT INTO counters (name, value) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = MAX(value, excluded.value)",
+                list(seeds.items()),
+            )
+            self._audit(db, actor, LOSS_ACK, reason, now)
+        return {
+            "result": "acknowledged",
+            "reason": reason,
+            "series": len(marks["series"]),
+            "total": marks["total"],
+        }
+
+
+def _photo_due(r: Any, retention_days: float, now: float, uploading: bool) -> bool:
+    """The retention rule of one photo row (see Store.purge)."""
+    if r["upload"] is not None and (uploading or r["upload"] in SETTLED):
+        released = r["confirmed_at"] if r["upload"] in SETTLED else None
+        return released is not None and released + retention_days * 86400.0 <= now
+    days = min(retention_days, STANDALONE_MAX_DAYS)
+    if r["handed_over"] is not None and r["handed_over"] + days * 86400.0 <= now:
+        return True
+    return r["issued_at"] + STANDALONE_MAX_DAYS * 86400.0 <= now

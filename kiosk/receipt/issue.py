@@ -88,15 +88,21 @@ def _document_zh(profile_id: str) -> str:
         raise InputError(f"unknown document type {profile_id!r}") from None
 
 
-def slip_bytes(store: Store, number: str, tz: Any, *, reprint: bool, paper_mm: int = 58) -> bytes:
-    """The ESC/POS bytes of the slip of a stored number (the photo thumbnail if the layout has one)."""
+def slip_bytes(
+    store: Store, number: str, tz: Any, *, reprint: bool, paper_mm: int = 58, with_photo: bool = True
+) -> bytes:
+    """The ESC/POS bytes of the slip of a stored number.
+
+    The photo thumbnail (if the layout has one) only with ``with_photo``: a slip with the face is the
+    citizen's own hand-over; a reprint asked for by number never shows a face (numbers are guessable).
+    """
     rec = store.number(number)
     if rec is None:
         raise StoreError(f"no issued number {number}")
     lay = load_layouts()
     layout = lay.layout(rec.profile_id, rec.city)
-    photo_path = store.photo_path(rec.session_id)
-    photo = photo_path.read_bytes() if layout.thumbnail and photo_path and photo_path.exists() else None
+    photo_path = store.photo_path(rec.session_id) if with_photo and layout.thumbnail else None
+    photo = photo_path.read_bytes() if photo_path and photo_path.exists() else None
     data = SlipData(
         number=rec.number,
         document_zh=_document_zh(rec.profile_id),
@@ -115,8 +121,17 @@ def print_job(store: Store, printer: Printer, job_id: int, tz: Any, paper_mm: in
     job = store.print_job(job_id)
     if job.state == "printed":
         return None
-    # a job that was tried before may have come out in part: whatever prints now says "reprint"
-    data = slip_bytes(store, job.number, tz, reprint=job.reprint or job.attempts > 0, paper_mm=paper_mm)
+    # a job that was tried before may have come out in part: whatever prints now says "reprint";
+    # only the hand-over's own job carries the photo, never a reprint asked for by number
+    data = slip_bytes(
+        store,
+        job.number,
+        tz,
+        reprint=job.reprint or job.attempts > 0,
+        paper_mm=paper_mm,
+        with_photo=not job.reprint,
+    )
+    store.mark_issued(job.number)  # the number's mark is durable before it leaves on paper
     store.mark_printing(job_id)
     try:
         printer.print_bytes(data)
@@ -150,6 +165,7 @@ def issue_receipt(
     c = layouts.city(city)
     _document_zh(profile_id)
     check_photo(photo_bytes)
+    store.check_not_lost()  # a lost database would hand out numbers already issued
     now = time.time() if now is None else now
     sid = store.begin_session(profile_id, c.id, authority.station, now=now)
     photo = store.write_photo_file(sid, photo_bytes)
@@ -159,14 +175,20 @@ def issue_receipt(
         photo.unlink(missing_ok=True)  # no record points to it: personal data is not kept
         store.end_session(sid, "not_issued")
         raise
+    store.mark_issued(number)  # durable outside the database before the number is handed out
     fault = print_job(store, printer, job, authority.tz, paper_mm) if printer is not None else "no_printer"
     store.end_session(sid, "issued" if fault is None else f"issued_print_{fault}")
     zh, en = fault_message(fault) if fault else ("", "")
     return Receipt(number, profile_id, c.id, now, job, fault is None, fault, zh, en)
 
 
-def readiness(authority: Authority) -> tuple[str, str] | None:
+def readiness(authority: Authority, store: Store | None = None) -> tuple[str, str] | None:
     """Before the citizen starts: None when numbers can be issued, else the (zh, en) message to show."""
+    try:
+        if store is not None:
+            store.check_not_lost()
+    except KioskError:
+        return both("receipt.store.lost.citizen")
     try:
         authority.ready()
     except KioskError:

@@ -82,7 +82,12 @@ class ReceiptService:
 
     def ready(self) -> tuple[str, str] | None:
         """None when a number can be issued now, else the (zh, en) message to show before the start."""
-        return readiness(self.authority)
+        return readiness(self.authority, self.store)
+
+    def acknowledge_loss(self, actor: str = "technician") -> dict[str, Any]:
+        """The technician's acknowledgement that the store lost its records (audited); issuing resumes."""
+        with self.lock:
+            return self.store.acknowledge_loss(actor)
 
     def recover(self) -> dict[str, Any]:
         """Call once at start-up, before the first session."""
