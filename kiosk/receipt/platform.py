@@ -1,4 +1,10 @@
-"""HTTP client of the provincial photo platform: upload under an idempotency key, poll the review.
+"""Client of the provincial photo platform: upload under an idempotency key, poll the review.
+
+Only over TLS: the platform's certificate is checked against the configured CA bundle
+(``receipt.platform_ca``) with its host name, and the terminal proves who it is with its own
+certificate (``platform_cert``/``platform_key``, mutual TLS). Plain http:// is refused except to a
+loopback address (tests, demos). A TLS failure (expired or foreign certificate, a platform that is
+not the one configured) is a PlatformTlsError in one line and is not retried.
 
 Every reply is untrusted: a malformed body, a wrong number or a 5xx is retried with the same key
 (so a retry after a timeout never yields a second number) and ends in one PlatformError line.
@@ -7,14 +13,18 @@ Every reply is untrusted: a malformed body, a wrong number or a 5xx is retried w
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
+import ssl
 import time
 import urllib.parse
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from kiosk.errors import KioskError
 from kiosk.receipt.numbers import check_ok
+from kiosk.text import text
 
 MAX_REPLY = 64 * 1024
 REVIEW_STATES = ("pending", "approved", "rejected")
@@ -28,33 +38,142 @@ class PlatformRejected(KioskError):
     """The platform refused the request itself (4xx other than a conflict): retrying will not help."""
 
 
+class PlatformTlsError(PlatformError):
+    """The TLS connection was refused by either side: a configuration or security problem that a
+    retry does not fix (``code`` names its catalogue entry, kiosk/text/platform.toml)."""
+
+
+def _tls_error(id_: str, **fields: Any) -> PlatformTlsError:
+    return PlatformTlsError(text(f"platform.tls.{id_}", "en", **fields), code=f"platform.tls.{id_}", **fields)
+
+
+def is_loopback(host: str) -> bool:
+    """A loopback address or ``localhost``: the only place plain http:// may go (tests, demos)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# OpenSSL's verification codes of the platform's certificate -> catalogue entry
+_SERVER_VERIFY = {
+    62: "server_host_mismatch",  # X509_V_ERR_HOSTNAME_MISMATCH
+    64: "server_host_mismatch",  # X509_V_ERR_IP_ADDRESS_MISMATCH
+    2: "server_unknown_ca",  # unable to get issuer certificate
+    18: "server_unknown_ca",  # self-signed certificate
+    19: "server_unknown_ca",  # self-signed certificate in chain
+    20: "server_unknown_ca",  # unable to get local issuer certificate
+    21: "server_unknown_ca",  # unable to verify the first certificate
+    10: "server_expired",
+    9: "server_not_yet_valid",
+}
+# TLS alerts the platform sends about this terminal's certificate (OpenSSL's reason names)
+_CLIENT_ALERTS = {
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "no_client_cert",
+    "PEER_DID_NOT_RETURN_A_CERTIFICATE": "no_client_cert",
+    "TLSV1_ALERT_UNKNOWN_CA": "client_unknown_ca",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "client_expired",
+}
+
+
+def _classify(exc: ssl.SSLError, host: str) -> PlatformTlsError:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        reason = str(exc.verify_message or exc.reason or exc)
+        id_ = _SERVER_VERIFY.get(exc.verify_code or -1, "server_refused")
+        return _tls_error(id_, host=host, reason=reason)
+    reason = str(exc.reason or exc)
+    id_ = _CLIENT_ALERTS.get(reason)
+    if id_:
+        return _tls_error(id_)
+    if "ALERT" in reason and ("CERTIFICATE" in reason or "ACCESS_DENIED" in reason):
+        return _tls_error("client_refused", reason=reason.lower())
+    return _tls_error("handshake", reason=reason.lower())
+
+
+def _utc(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 class PlatformClient:
     def __init__(
         self,
         url: str,
         *,
+        ca: str = "",
+        cert: str = "",
+        key: str = "",
         timeout: float = 5.0,
         retries: int = 3,
         backoff: float = 0.2,
         sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], float] = time.time,
     ) -> None:
         u = urllib.parse.urlsplit(url)
         if u.scheme not in ("http", "https") or not u.hostname:
-            raise KioskError(f"platform url must be http(s)://host[:port], got {url!r}")
+            raise KioskError(f"config key receipt.platform_url: expected https://host[:port], got {url!r}")
+        if u.scheme == "http" and not is_loopback(u.hostname):
+            raise KioskError(
+                f"config key receipt.platform_url: plain http:// only to a loopback address; "
+                f"use https:// for {u.hostname}"
+            )
         self.scheme, self.host, self.port = u.scheme, u.hostname, u.port
         self.base = u.path.rstrip("/")
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self._sleep = sleep
+        self._now = now
         self.attempts = 0  # requests sent, for tests and the console
+        self.cert_window: tuple[datetime, datetime] | None = None  # this terminal's certificate
+        self.context = self._context(ca, cert, key) if self.scheme == "https" else None
+
+    def _context(self, ca: str, cert: str, key: str) -> ssl.SSLContext:
+        """Verification against the configured CA bundle (the system's when none is configured),
+        host names checked, and this terminal's certificate for mutual TLS."""
+        try:
+            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise _tls_error("files", key="receipt.platform_ca", reason=_reason(exc)) from None
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.check_hostname = True
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        if cert or key:
+            try:
+                ctx.load_cert_chain(cert, key or None)
+            except (OSError, ssl.SSLError) as exc:
+                where = "receipt.platform_cert/platform_key"
+                raise _tls_error("files", key=where, reason=_reason(exc)) from None
+            self.cert_window = _validity(cert)
+        return ctx
+
+    def check_certificate(self) -> None:
+        """This terminal's certificate against the clock, before the platform has to refuse it."""
+        if self.cert_window is None:
+            return
+        start, end = self.cert_window
+        now = datetime.fromtimestamp(self._now(), UTC)
+        if now > end:
+            raise _tls_error("client_cert_expired", when=_utc(end))
+        if now < start:
+            raise _tls_error("client_cert_not_yet_valid", when=_utc(start))
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self.context is None:
+            return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self.context)
 
     def _once(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, Any]:
-        cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
-        conn = cls(self.host, self.port, timeout=self.timeout)
+        conn = self._connection()
         self.attempts += 1
         try:
-            conn.request(method, self.base + path, body=body, headers=headers)
-            resp = conn.getresponse()
-            raw = resp.read(MAX_REPLY + 1)
+            try:
+                conn.request(method, self.base + path, body=body, headers=headers)
+                resp = conn.getresponse()
+                raw = resp.read(MAX_REPLY + 1)
+            except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+                raise  # the connection was cut: retried like any network failure
+            except ssl.SSLError as exc:
+                raise _classify(exc, self.host) from None
         finally:
             conn.close()
         if len(raw) > MAX_REPLY:
@@ -68,11 +187,14 @@ class PlatformClient:
         self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
     ) -> dict:
         last = ""
+        self.check_certificate()
         for attempt in range(self.retries + 1):
             if attempt:
                 self._sleep(self.backoff * 2 ** (attempt - 1))
             try:
                 status, data = self._once(method, path, body, headers or {})
+            except PlatformTlsError:
+                raise  # a retry meets the same certificate
             except (TimeoutError, OSError, http.client.HTTPException) as exc:
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 continue
@@ -132,3 +254,23 @@ class PlatformClient:
         if state not in REVIEW_STATES:
             raise PlatformError(f"platform: unknown review status {str(state)[:40]!r}")
         return str(state)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return str(exc.reason or exc).lower().replace("_", " ")
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _validity(cert: str) -> tuple[datetime, datetime] | None:
+    """(not before, not after) of the first certificate in a PEM file (already loaded by ssl)."""
+    from cryptography import x509
+
+    try:
+        with open(cert, "rb") as f:
+            c = x509.load_pem_x509_certificate(f.read())
+    except (OSError, ValueError):
+        return None
+    return c.not_valid_before_utc, c.not_valid_after_utc

@@ -3,6 +3,11 @@
 Used by the tests and the demo over real HTTP on 127.0.0.1, with its failure modes (slow, 5xx,
 malformed replies, review rejected, a reply lost after the number was issued). Not production code:
 the real platform belongs to the province; this one pins down the contract the client relies on.
+
+With ``ServerTls`` it speaks HTTPS and requires a terminal certificate from its client CA (mutual
+TLS): a connection without one, or with a certificate from another CA or out of date, is refused in
+the handshake (``Platform.refusals`` says why), and every number records the terminal (the
+certificate's common name), which must be the station the request names.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import socket
+import ssl
 import sys
 import threading
 import time
@@ -39,6 +46,43 @@ class Faults:
     slow_s: float = 1.0
 
 
+@dataclass(frozen=True)
+class ServerTls:
+    """The platform's certificate and key, and the CA whose terminal certificates it accepts."""
+
+    cert: Path
+    key: Path
+    client_ca: Path
+
+    def context(self) -> ssl.SSLContext:
+        named = (("--tls-cert", self.cert), ("--tls-key", self.key), ("--client-ca", self.client_ca))
+        for what, path in named:
+            if not Path(path).is_file():
+                raise KioskError(f"platform serve: {what}: no such file: {path}")
+        try:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(self.client_ca))
+            ctx.load_cert_chain(str(self.cert), str(self.key))
+        except (OSError, ssl.SSLError) as exc:
+            why = exc.reason if isinstance(exc, ssl.SSLError) else exc
+            raise KioskError(f"platform serve: TLS files not usable: {why}") from None
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.verify_mode = ssl.CERT_REQUIRED  # no terminal certificate from client_ca: no connection
+        return ctx
+
+
+def peer_terminal(conn: object) -> str | None:
+    """The common name of the terminal's verified certificate, or None on plain HTTP."""
+    getpeercert = getattr(conn, "getpeercert", None)
+    if getpeercert is None:
+        return None
+    cert = getpeercert() or {}
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
+
+
 class Platform:
     def __init__(self, data_dir: Path | None = None, faults: Faults | None = None, seed: int = 0) -> None:
         self.faults = faults or Faults()
@@ -47,14 +91,22 @@ class Platform:
         self.by_number: dict[str, dict] = {}
         self.counters: dict[str, int] = {}
         self.requests = 0
+        self.refusals: list[str] = []  # TLS handshakes refused, and why (tests)
         self.rng = random.Random(seed)
         self.data_dir = data_dir
         self.tz = ZoneInfo("Asia/Shanghai")
         if data_dir:
             data_dir.mkdir(parents=True, exist_ok=True)
 
-    def upload(self, key: str, headers: dict[str, str], body: bytes) -> tuple[int, dict]:
+    def upload(
+        self, key: str, headers: dict[str, str], body: bytes, terminal: str | None = None
+    ) -> tuple[int, dict]:
+        """``terminal``: who the TLS handshake proved the sender to be (None on plain HTTP)."""
         digest = hashlib.sha256(body).hexdigest()
+        station = headers.get("x-station", "")
+        if terminal is not None and terminal != station:
+            why = f"this terminal's certificate is for station {terminal!r}, not {station[:8]!r}"
+            return 403, {"error": why}
         with self.lock:
             if key in self.by_key:
                 rec = self.by_key[key]
@@ -87,6 +139,8 @@ class Platform:
                 "status": "pending",
                 "document": headers.get("x-document"),
                 "city": headers.get("x-city"),
+                "station": station,
+                "terminal": terminal,  # the certificate's common name: who issued it
                 "at": time.time(),
             }
             self.by_key[key] = rec
@@ -107,6 +161,14 @@ class Platform:
     @staticmethod
     def _public(rec: dict) -> dict:
         return {"number": rec["number"], "status": rec["status"]}
+
+    def records(self) -> list[dict]:
+        """Every number with who issued it (test control: GET /_records); no photo hashes."""
+        with self.lock:
+            return [
+                {k: rec[k] for k in ("number", "status", "document", "city", "station", "terminal")}
+                for rec in self.by_number.values()
+            ]
 
 
 def make_handler(platform: Platform) -> type[BaseHTTPRequestHandler]:
@@ -157,6 +219,9 @@ def make_handler(platform: Platform) -> type[BaseHTTPRequestHandler]:
             if self.path == "/health":
                 self._reply(200, {"ok": True})
                 return
+            if self.path == "/_records":  # test control: who issued which number
+                self._reply(200, {"records": platform.records()})
+                return
             if self._fault():
                 return
             if self.path.startswith("/v1/photos/"):
@@ -195,7 +260,9 @@ def make_handler(platform: Platform) -> type[BaseHTTPRequestHandler]:
                 return
             if self._fault():
                 return
-            status, reply = platform.upload(key, {k.lower(): v for k, v in self.headers.items()}, body)
+            status, reply = platform.upload(
+                key, {k.lower(): v for k, v in self.headers.items()}, body, peer_terminal(self.connection)
+            )
             self._slow()
             try:
                 self._reply(status, reply)
@@ -205,8 +272,53 @@ def make_handler(platform: Platform) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def _linger(sock: ssl.SSLSocket) -> None:
+    """Close after a refused handshake without a reset: the alert already sent stays readable
+    (closing with the terminal's unread request in the buffer would send RST and drop it)."""
+    try:
+        sock.shutdown(socket.SHUT_WR)  # also drops the TLS layer: recv below reads the raw socket
+        sock.settimeout(1.0)
+        for _ in range(64):
+            if not sock.recv(65536):
+                break
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type, platform: Platform, tls: ServerTls | None):
+        self.platform = platform
+        # built before the socket: a missing or bad file is one line, not a half-open server
+        self.tls_context = tls.context() if tls is not None else None
+        super().__init__(address, handler)
+
+    def finish_request(self, request: object, client_address: object) -> None:
+        """The TLS handshake on the request's own thread (a slow client never stalls accept):
+        a terminal without a certificate from the client CA gets no further."""
+        if self.tls_context is not None:
+            request = self.tls_context.wrap_socket(  # type: ignore[arg-type]
+                request, server_side=True, do_handshake_on_connect=False
+            )
+            try:
+                request.settimeout(10.0)
+                request.do_handshake()
+            except (ssl.SSLError, OSError) as exc:
+                reason = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or str(exc)
+                with self.platform.lock:
+                    self.platform.refusals.append(str(reason))
+                    del self.platform.refusals[:-100]
+                _linger(request)  # so that the terminal reads the alert that says why
+                return
+            try:
+                super().finish_request(request, client_address)
+            finally:
+                request.close()  # type: ignore[attr-defined]
+            return
+        super().finish_request(request, client_address)
 
     def handle_error(self, request: object, client_address: object) -> None:
         if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
@@ -217,15 +329,25 @@ class _Server(ThreadingHTTPServer):
 class PlatformServer:
     """The reference platform on a background thread (tests, demo); port 0 picks a free port."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, platform: Platform | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        platform: Platform | None = None,
+        tls: ServerTls | None = None,
+        url_host: str | None = None,
+    ) -> None:
         self.platform = platform or Platform()
-        self.httpd = _Server((host, port), make_handler(self.platform))
+        self.tls = tls
+        self.httpd = _Server((host, port), make_handler(self.platform), self.platform, tls)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.url_host = url_host or ("localhost" if tls is not None else None)
 
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{self.url_host or host}:{port}"
 
     def __enter__(self) -> PlatformServer:
         self.thread.start()
@@ -236,12 +358,15 @@ class PlatformServer:
         self.httpd.server_close()
 
 
-def serve(host: str, port: int, data_dir: Path | None, faults: Faults) -> None:
+def serve(host: str, port: int, data_dir: Path | None, faults: Faults, tls: ServerTls | None = None) -> None:
+    platform = Platform(data_dir, faults)
     try:
-        httpd = _Server((host, port), make_handler(Platform(data_dir, faults)))
+        httpd = _Server((host, port), make_handler(platform), platform, tls)
     except OSError as exc:
         raise KioskError(f"platform serve: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    print(f"reference platform on http://{host}:{httpd.server_address[1]}", flush=True)
+    scheme = "https" if tls is not None else "http"
+    who = f" (terminals with a certificate from {tls.client_ca})" if tls is not None else ""
+    print(f"reference platform on {scheme}://{host}:{httpd.server_address[1]}{who}", flush=True)
     try:
         httpd.serve_forever()
     finally:
