@@ -50,3 +50,32 @@ def tools():
     from kiosk.photo.service import PhotoTools
 
     return PhotoTools()
+
+
+@pytest.fixture
+def start_service(tmp_path):
+    """One way for every test to run `kiosk run --sim` in-process: call it with session settings
+    to override; the service is stopped and closed after the test."""
+    import threading
+    from dataclasses import replace
+
+    from kiosk.config import load_config
+    from kiosk.service import Service
+
+    started = []
+
+    def start(cfg=None, **session):
+        cfg = cfg or load_config(None, tmp_path / "state")
+        cfg = replace(cfg, session=replace(cfg.session, **{"ui_port": 0, **session}))
+        svc = Service(cfg, sim=True).start()
+        thread = threading.Thread(target=svc.run, daemon=True)
+        thread.start()
+        started.append((svc, thread))
+        return svc
+
+    yield start
+    for svc, thread in reversed(started):
+        svc.stop()
+        thread.join(10)
+        svc.close()
+

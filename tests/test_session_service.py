@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import replace
 
@@ -34,16 +33,8 @@ def notify_socket(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def service(tmp_path, notify_socket):
-    cfg = load_config(None, tmp_path / "state")
-    cfg = replace(cfg, session=replace(cfg.session, ui_port=0, failsafe_s=0.5))
-    svc = Service(cfg, sim=True).start()
-    thread = threading.Thread(target=svc.run, daemon=True)
-    thread.start()
-    yield svc
-    svc.stop()
-    thread.join(10)
-    svc.close()
+def service(notify_socket, start_service):
+    return start_service(failsafe_s=0.5)
 
 
 def wait(cond, timeout=10.0):
