@@ -118,7 +118,10 @@ class ReceiptConfig:
     station: str = "001"  # 3-digit station id, part of every local number
     timezone: str = "Asia/Shanghai"  # dates on numbers and slips
     upload: bool = False  # local authority: also upload photos to the platform (outbox)
-    platform_url: str = "http://127.0.0.1:8765"
+    platform_url: str = "http://127.0.0.1:8765"  # https:// (plain http:// only to a loopback address)
+    platform_ca: str = ""  # CA bundle the platform's certificate is checked against; "": the system's
+    platform_cert: str = ""  # this terminal's client certificate (mutual TLS; hardware/provision.sh)
+    platform_key: str = ""  # its private key: made on the terminal, readable only by the service
     platform_timeout_s: float = 5.0
     platform_retries: int = 3
     printer: str = "virtual"  # virtual | file | usb | serial | network
@@ -272,6 +275,9 @@ def _validate_receipt(obj: ReceiptConfig, prefix: str) -> None:
         raise ConfigError(f"config key {prefix}timezone: unknown time zone {obj.timezone!r}") from None
     if not obj.platform_url.startswith(("http://", "https://")):
         raise ConfigError(f"config key {prefix}platform_url: expected an http:// or https:// URL")
+    problem = _check_platform_tls(obj)
+    if problem:
+        raise ConfigError(f"config key {prefix}{problem}")
     if not 0.0 < obj.platform_timeout_s <= 120.0:
         raise ConfigError(f"config key {prefix}platform_timeout_s: must be between 0 and 120 seconds")
     if not 0 <= obj.platform_retries <= 10:
@@ -373,6 +379,28 @@ def _check_loopback(host: str) -> str | None:
     except ValueError:
         pass
     return f"the UI listens on loopback only (127.0.0.1, ::1 or localhost), not {host!r}"
+
+
+def _check_platform_tls(rc: ReceiptConfig) -> str | None:
+    """Citizens' photos go to the platform over TLS only; "<key>: why" for the first problem."""
+    import urllib.parse
+
+    host = urllib.parse.urlsplit(rc.platform_url).hostname or ""
+    if rc.platform_url.startswith("http://") and _check_loopback(host) is not None:
+        return f"platform_url: plain http:// only to a loopback address; use https:// for {host!r}"
+    if bool(rc.platform_cert) != bool(rc.platform_key):
+        return "platform_key: platform_cert and platform_key go together (the terminal's certificate and key)"
+    for name in ("platform_ca", "platform_cert", "platform_key"):
+        path = getattr(rc, name)
+        if not path:
+            continue
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            return f"{name}: {exc.strerror or exc}: {path}"
+        if name == "platform_key" and st.st_mode & 0o077:
+            return f"{name}: {path} is readable by others (mode {st.st_mode & 0o777:04o}); make it 0600"
+    return None
 
 
 def _check_printer_target(kind: str, target: str) -> str | None:
