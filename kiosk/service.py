@@ -117,11 +117,12 @@ class Service:
             self.ui = UiServer(
                 self.session.hub, self.session.post, cfg.session.ui_host, ui_port, cfg.hardware.fps
             )
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: not a loopback host
             self.station.close()
             self.receipts.close()
             raise KioskError(
-                f"UI: cannot listen on {cfg.session.ui_host}:{ui_port}: {exc.strerror or exc}"
+                f"UI: cannot listen on {cfg.session.ui_host}:{ui_port}: "
+                f"{getattr(exc, 'strerror', None) or exc}"
             ) from None
         self.api = ServiceApi()
         self.api.register("status", lambda args: self.status())
@@ -181,6 +182,7 @@ class Service:
             camera=lambda: self.session.camera,
             printer=self.receipts.printer,
             reprint=self.receipts.reprint,
+            acknowledge_loss=self.receipts.acknowledge_loss,
             updater=updater,
             retry_uploads=lambda _id=None: self.receipts.run_outbox(),
             restart=self.request_restart,
@@ -229,6 +231,7 @@ class Service:
             "ui": self.ui.url,
             "simulated": self.sim,
             "memory": self.memory.status(),
+            "numbers": self.receipts.numbers_state(),  # REFUSED after a lost database (kiosk.store)
         }
 
     def start(self) -> Service:

@@ -145,6 +145,14 @@ def cmd_receipt(c: Console, args: list[str]) -> str:
     return _outcome(value)
 
 
+def cmd_store(c: Console, args: list[str]) -> str | None:
+    if [a.lower() for a in args] != ["acknowledge-loss"]:
+        raise InputError(f"usage: {STORE_USAGE}")
+    what = "accept that the store lost its records (numbers continue past the last ones handed out)"
+    _confirm(c, "store acknowledge-loss", what, lambda: c.call("console.store_acknowledge_loss"))
+    return None
+
+
 def cmd_queue(c: Console, args: list[str]) -> str:
     sub, rest = _sub(args, ("list", "retry"), "list", "queue [list | retry [ID]]")
     kw: dict[str, Any] = {"action": sub}
@@ -326,6 +334,7 @@ def cmd_logout(c: Console, args: list[str]) -> None:
 LIGHTS_USAGE = "lights [status | test | set LEFT RIGHT | off]"
 CONFIG_USAGE = "config get [KEY] | config set KEY VALUE"
 UPDATE_USAGE = "update [status | apply BUNDLE | rollback]"
+STORE_USAGE = "store acknowledge-loss"
 
 COMMANDS: dict[str, Command] = {
     c.name: c
@@ -367,6 +376,13 @@ COMMANDS: dict[str, Command] = {
             "print the slip of an issued number again (audited)",
             cmd_receipt,
             ("reprint",),
+        ),
+        Command(
+            "store",
+            STORE_USAGE,
+            "after a lost or replaced database: let numbers be issued again (audited)",
+            cmd_store,
+            ("acknowledge-loss",),
         ),
         Command(
             "queue",

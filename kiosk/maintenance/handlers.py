@@ -132,6 +132,9 @@ class ConsoleHandlers:
         except OSError as exc:
             out["disk"] = f"unknown ({exc.strerror})"
         out["queue"] = self._try(self._queue_counts)
+        lost = getattr(ctx.store, "lost", None)  # a lost database: no number is issued until acknowledged
+        if lost is not None:
+            out["numbers"] = self._try(lambda: f"REFUSED: {why}" if (why := lost()) else "issuing")
         out.update(self.config_state({}))
         return out
 
@@ -305,6 +308,12 @@ class ConsoleHandlers:
             return {"result": f"queued, not printed: printer {fault}", "number": number}
         return {"result": "reprinted", "number": number}
 
+    def store_acknowledge_loss(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The technician accepts a lost or replaced database; numbers continue past the marks (audited)."""
+        fn = _need(self.ctx.acknowledge_loss, "the store")
+        with self._lock:
+            return _jsonable(fn(ACTOR))
+
     def queue(self, args: dict[str, Any]) -> Any:
         store = _need(self.ctx.store, "store")
         if args.get("action", "list") == "retry":
@@ -473,6 +482,7 @@ def register_console_handlers(api: ServiceApi, context: MaintenanceContext) -> C
         "console.camera": h.camera,
         "console.printer": h.printer,
         "console.receipt_reprint": h.receipt_reprint,
+        "console.store_acknowledge_loss": h.store_acknowledge_loss,
         "console.queue": h.queue,
         "console.counters": h.counters,
         "console.config_get": h.config_get,

@@ -79,6 +79,8 @@ class MaintenanceContext:
     camera: Callable[[], CameraPart | None] | None = None  # the current camera (it may be reopened)
     printer: PrinterPart | None = None
     reprint: Callable[[str, str], str | None] | None = None  # (number, actor) -> fault or None
+    # the technician accepts that the store lost its records (kiosk.store.Store.acknowledge_loss)
+    acknowledge_loss: Callable[[str], dict[str, Any]] | None = None
     updater: UpdaterPart | None = None
     retry_uploads: Callable[[int | None], Any] | None = None
     restart: Callable[[], None] | None = None  # ends the service so that systemd starts it again

@@ -84,6 +84,14 @@ class ReceiptService:
         """None when a number can be issued now, else the (zh, en) message to show before the start."""
         return readiness(self.authority, self.store)
 
+    def numbers_state(self) -> str:
+        """`status`: "issuing", or why numbers are refused (a lost or replaced database)."""
+        try:
+            self.store.check_not_lost()
+        except KioskError as exc:
+            return f"REFUSED: {exc}"
+        return "issuing"
+
     def acknowledge_loss(self, actor: str = "technician") -> dict[str, Any]:
         """The technician's acknowledgement that the store lost its records (audited); issuing resumes."""
         with self.lock:
