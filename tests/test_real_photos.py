@@ -193,3 +193,13 @@ def test_live_guidance_asks_to_take_the_cap_off(analyzer):
     out = [live.process(rgb, i / 30) for i in range(20)]
     assert "head_covering" in out[-1].failing and not out[-1].ready
     assert load_rules().text("remove_hat") == {"zh": "请摘下帽子", "en": "Please take off your hat"}
+
+
+def test_tracking_reads_each_eye_every_second_frame_and_keeps_the_state_of_both(analyzer):
+    rgb = analyze_file(analyzer, _path("mixed_eyes"))[1]
+    analyzer.reset()
+    try:
+        states = [analyzer.track(rgb).faces[0].eye_state for _ in range(6)]
+    finally:
+        analyzer.reset()
+    assert states == [("closed", "open")] * 6

@@ -8,6 +8,7 @@ is where the real-time budget is won.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -19,7 +20,7 @@ from kiosk.vision import measures
 from kiosk.vision.detector import FULL_RANGE, FaceDetector, iou
 from kiosk.vision.geometry import Roi
 from kiosk.vision.imageio import load_image, original_size
-from kiosk.vision.iris import EyeLandmarks, IrisModel, gaze
+from kiosk.vision.iris import EYES, EyeLandmarks, IrisModel, carry, gaze
 from kiosk.vision.landmarks import FaceMesh, roi_from_detection, roi_from_landmarks
 from kiosk.vision.pose import head_pose
 from kiosk.vision.types import Analysis, Detection, Face
@@ -35,6 +36,10 @@ class FaceAnalyzer:
         self.mesh = FaceMesh(n)
         self._iris: IrisModel | None = None
         self._full_range: FaceDetector | None = None
+        self._eyes: tuple[EyeLandmarks, list] | None = None  # last eye reading of the track, its corners
+        self._eye_turn = 0  # the eye the iris model reads on the next tracked frame
+        self._prev_lm: np.ndarray | None = None  # the last tracked frame's landmarks
+        self._executor: ThreadPoolExecutor | None = None
         self._roi: Roi | None = None  # tracked ROI of the previous frame
 
     @property
@@ -82,33 +87,80 @@ class FaceAnalyzer:
     def track(self, rgb: np.ndarray, iris: bool = True) -> Analysis:
         """One face followed across frames; the detector runs only when tracking is lost.
 
-        The iris model runs on both eyes by default: live guidance needs the eye state."""
+        The iris model runs by default (live guidance needs the eye state), on one eye per frame
+        in turn: each eye's lids are read every second frame (15 Hz at 30 fps, well inside the
+        0.6 s a closed eye must last), the other eye's last reading carried along with the face.
+        The first frame of a track reads both; later ones read the eye in parallel with the mesh."""
         face = None
         if self._roi is not None:
-            face = self._face(rgb, self._roi, None, iris)
+            pending = None
+            if iris and self._eyes is not None and self._prev_lm is not None:
+                # the eye's ROI from the last frame's mesh (tracked, as MediaPipe tracks its ROIs):
+                # the iris model reads it on a second core while the mesh runs on this one
+                pending = self._pool().submit(self.iris_model.run_eye, rgb, self._prev_lm, self._eye_turn)
+            try:
+                face = self._face(rgb, self._roi, None, iris, tracked=True, pending=pending)
+            finally:
+                if pending is not None:
+                    pending.result()  # never leave the interpreter running into the next frame
         if face is None:
+            self._eyes = None
             dets = self.detector.detect(rgb)
             if dets:
                 det = max(dets, key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
-                face = self._face(rgb, roi_from_detection(det), det, iris)
+                face = self._face(rgb, roi_from_detection(det), det, iris, tracked=True)
         self._roi = roi_from_landmarks(face.landmarks) if face is not None else None
+        self._prev_lm = face.landmarks if face is not None else None
         return Analysis(width=rgb.shape[1], height=rgb.shape[0], faces=[face] if face else [])
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="kiosk-eyes")
+        return self._executor
 
     def reset(self) -> None:
         """Forget the tracked face (new session, camera switched)."""
         self._roi = None
+        self._eyes = None
+        self._prev_lm = None
 
-    def _face(self, rgb: np.ndarray, roi: Roi, det: Detection | None, use_iris: bool) -> Face | None:
+    def _face(
+        self,
+        rgb: np.ndarray,
+        roi: Roi,
+        det: Detection | None,
+        use_iris: bool,
+        tracked: bool = False,
+        pending: Future | None = None,
+    ) -> Face | None:
         lm, presence = self.mesh.run(rgb, roi)
         if presence < self.config.min_presence or not np.all(np.isfinite(lm)):
             return None
-        return describe(
-            lm,
-            presence,
-            det,
-            (rgb.shape[1], rgb.shape[0]),
-            self.iris_model.run(rgb, lm) if use_iris else None,
+        eyes = None
+        if use_iris:
+            eyes = self._tracked_eyes(rgb, lm, pending) if tracked else self.iris_model.run(rgb, lm)
+        return describe(lm, presence, det, (rgb.shape[1], rgb.shape[0]), eyes)
+
+    def _tracked_eyes(self, rgb: np.ndarray, lm: np.ndarray, pending: Future | None = None) -> EyeLandmarks:
+        """Both eyes' landmarks, one of them read now and the other carried (see ``track``).
+
+        ``pending`` is the iris model already at work on this frame's eye (ROI from the last frame)."""
+        corners = [(lm[a, :2].copy(), lm[b, :2].copy()) for a, b, _ in EYES]
+        if self._eyes is None:
+            eyes = self.iris_model.run(rgb, lm)
+            self._eyes, self._eye_turn = (eyes, corners), 0
+            return eyes
+        (prev, prev_corners), i = self._eyes, self._eye_turn
+        contours, irises = prev.contours.copy(), prev.iris.copy()
+        contours[i], irises[i] = (
+            pending.result() if pending is not None else self.iris_model.run_eye(rgb, lm, i)
         )
+        o = 1 - i
+        contours[o] = carry(prev.contours[o], prev_corners[o], corners[o])
+        irises[o] = carry(prev.iris[o], prev_corners[o], corners[o])
+        eyes = EyeLandmarks(contours, irises)
+        self._eyes, self._eye_turn = (eyes, corners), o
+        return eyes
 
 
 OVERLAP_IOU = 0.3  # a full-range detection overlapping a short-range one this much is the same face

@@ -34,22 +34,41 @@ class IrisModel:
         """Both eyes' contour and iris points, image-left eye first, in image pixels."""
         contours = np.zeros((2, CONTOUR_POINTS, 2))
         irises = np.zeros((2, 5, 2))
-        for i, (a, b, mirrored) in enumerate(EYES):
-            p0, p1 = landmarks[a, :2], landmarks[b, :2]
-            lo, hi = np.minimum(p0, p1), np.maximum(p0, p1)
-            roi = square_roi(*(lo + hi) / 2, *(hi - lo), rotation_from_points(p0, p1), ROI_SCALE)
-            patch = crop(rgb, roi, INPUT_SIZE, INPUT_SIZE)
-            if mirrored:
-                patch = patch[:, ::-1]
-            contour, iris = self.model(np.ascontiguousarray(patch, dtype=np.float32) * (1.0 / 255.0))
-            pts = np.concatenate(
-                [contour.reshape(CONTOUR_POINTS, 3)[:, :2], iris.reshape(5, 3)[:, :2]]
-            ).astype(np.float64)
-            if mirrored:
-                pts[:, 0] = INPUT_SIZE - pts[:, 0]
-            pts = crop_to_image(pts, roi, INPUT_SIZE, INPUT_SIZE)
-            contours[i], irises[i] = pts[:CONTOUR_POINTS], pts[CONTOUR_POINTS:]
+        for i in range(2):
+            contours[i], irises[i] = self.run_eye(rgb, landmarks, i)
         return EyeLandmarks(contours, irises)
+
+    def run_eye(self, rgb: np.ndarray, landmarks: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """One eye (0: image-left): its (71, 2) contour and (5, 2) iris points in image pixels."""
+        a, b, mirrored = EYES[i]
+        p0, p1 = landmarks[a, :2], landmarks[b, :2]
+        lo, hi = np.minimum(p0, p1), np.maximum(p0, p1)
+        roi = square_roi(*(lo + hi) / 2, *(hi - lo), rotation_from_points(p0, p1), ROI_SCALE)
+        patch = crop(rgb, roi, INPUT_SIZE, INPUT_SIZE)
+        if mirrored:
+            patch = patch[:, ::-1]
+        contour, iris = self.model.run_uint8(np.ascontiguousarray(patch), 1.0 / 255.0)
+        pts = np.concatenate([contour.reshape(CONTOUR_POINTS, 3)[:, :2], iris.reshape(5, 3)[:, :2]]).astype(
+            np.float64
+        )
+        if mirrored:
+            pts[:, 0] = INPUT_SIZE - pts[:, 0]
+        pts = crop_to_image(pts, roi, INPUT_SIZE, INPUT_SIZE)
+        return pts[:CONTOUR_POINTS], pts[CONTOUR_POINTS:]
+
+
+def carry(
+    points: np.ndarray, before: tuple[np.ndarray, np.ndarray], now: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
+    """Move points measured against two eye corners (before) onto where those corners are now.
+
+    A similarity (shift, rotation, scale): a lid aperture, a ratio, is unchanged by it.
+    """
+    (a0, b0), (a1, b1) = before, now
+    d0, d1 = b0 - a0, b1 - a1
+    z = complex(*d1) / (complex(*d0) or 1.0)
+    m = np.array([[z.real, -z.imag], [z.imag, z.real]])
+    return (points - a0) @ m.T + a1
 
 
 def gaze(landmarks: np.ndarray, iris: np.ndarray) -> tuple[float, float]:
