@@ -5,6 +5,11 @@ socket only, so they keep working when the UI is stuck. Request: ``{"cmd": "stat
 {...}}``; reply: ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "one line"}``.
 Handlers are registered by name; they run on the server's thread and must be quick (post to
 the session's event queue for anything that touches the session).
+
+Bursts and hostile clients: the listen backlog is the system's (SOMAXCONN, not socketserver's 5)
+and ``call`` retries a connect refused with EAGAIN for a moment; at most MAX_CONNECTIONS are served
+at once (more wait a second for a slot, then are closed), an idle client is dropped after
+IDLE_TIMEOUT_S, and a request nested too deeply is one error reply (kiosk.jsonlimits).
 """
 
 from __future__ import annotations
@@ -14,13 +19,19 @@ import os
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kiosk.errors import KioskError
+from kiosk.jsonlimits import loads as bounded_loads
 
 MAX_REQUEST = 64 * 1024  # bytes; a request line longer than this is refused
+MAX_CONNECTIONS = 32  # served at once; the console, the updater and a script need a few
+IDLE_TIMEOUT_S = 10.0  # a client that sends no request line within this is dropped
+SLOT_WAIT_S = 1.0  # how long a connection waits for a free slot before it is closed
+CONNECT_RETRY_S = 2.0  # how long ``call`` retries a connect refused with EAGAIN (backlog full)
 SOCKET_NAME = "kiosk.sock"
 
 Handler = Callable[[dict[str, Any]], Any]
@@ -55,9 +66,10 @@ class ServiceApi:
     def dispatch(self, raw: bytes) -> dict[str, Any]:
         """One request line to one reply; never raises."""
         try:
-            req = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return {"ok": False, "error": "request is not a JSON line"}
+            req = bounded_loads(raw, max_bytes=MAX_REQUEST, what="request")
+        except ValueError as exc:
+            msg = str(exc)
+            return {"ok": False, "error": "request is not a JSON line" if msg.endswith("not JSON") else msg}
         if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
             return {"ok": False, "error": 'request must be an object with a "cmd" string'}
         args = req.get("args", {})
@@ -82,7 +94,7 @@ class ServiceApi:
         api = self
 
         class _Handler(socketserver.StreamRequestHandler):
-            timeout = 10
+            timeout = IDLE_TIMEOUT_S
 
             def handle(self) -> None:
                 try:
@@ -100,7 +112,7 @@ class ServiceApi:
 
         old = os.umask(0o077)
         try:
-            self._server = socketserver.ThreadingUnixStreamServer(str(path), _Handler)
+            self._server = _BoundedUnixServer(str(path), _Handler)
         finally:
             os.umask(old)
         self._server.daemon_threads = True
@@ -114,12 +126,58 @@ class ServiceApi:
             self._server = None
 
 
+class _BoundedUnixServer(socketserver.ThreadingUnixStreamServer):
+    """The system's listen backlog, and a thread per connection up to MAX_CONNECTIONS."""
+
+    request_queue_size = socket.SOMAXCONN
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # a burst waits a moment for a slot (the next ones queue in the kernel's backlog, holding
+        # no descriptor of ours); a flood that holds every slot is closed at once
+        if not self.slots.acquire(timeout=SLOT_WAIT_S):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that misbehaves is not worth a traceback on the journal."""
+
+
+def _connect(s: socket.socket, path: str | Path, timeout: float) -> None:
+    """Connect, retrying briefly while the listen backlog is full (EAGAIN on a UNIX socket)."""
+    give_up = time.monotonic() + min(CONNECT_RETRY_S, timeout)
+    pause = 0.005
+    while True:
+        try:
+            s.connect(str(path))
+            return
+        except BlockingIOError:
+            if time.monotonic() >= give_up:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+
 def call(path: str | Path, cmd: str, timeout: float = 5.0, **args: Any) -> Any:
     """Send one request to the running service; ApiError with a one-line reason on failure."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(timeout)
-            s.connect(str(path))
+            _connect(s, path, timeout)
             s.sendall(json.dumps({"cmd": cmd, "args": args}).encode() + b"\n")
             buf = b""
             while not buf.endswith(b"\n"):

@@ -79,6 +79,7 @@ def test_preview_is_an_mjpeg_stream_and_the_photo_is_served_only_while_reviewed(
     resp, _ = request(server, "GET", "/photo.jpg")
     assert resp.status == 404
     server.hub.set_photo(b"\xff\xd8fake")
+    server.hub.publish({"state": "review"})  # served only while the review screen shows it
     resp, _ = request(server, "GET", "/photo.jpg")
     assert resp.status == 200 and resp.read() == b"\xff\xd8fake"
     resp, conn = request(server, "GET", "/preview.mjpg")

@@ -2,15 +2,20 @@
 the live picture as MJPEG, the document photo, and touches posted back as events.
 
 Standard library only (one screen, one local client): no framework to patch on a kiosk. It
-listens on 127.0.0.1 and refuses requests whose Host header is not local (DNS rebinding); every
-posted event is validated before it reaches the session's queue.
+listens on loopback only (any other host is refused) and answers only a loopback peer whose Host
+header is local (DNS rebinding); a POST from a foreign Origin is refused. Connections are bounded
+(MAX_CONNECTIONS, streams MAX_STREAMS each) and time out when idle (IDLE_TIMEOUT_S), so idle sockets
+cannot starve the screen of threads and file descriptors. Every posted event is validated (size,
+nesting: kiosk.jsonlimits) before it reaches the session's queue.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import threading
+import urllib.parse
 from collections.abc import Callable
 from functools import lru_cache
 from http import HTTPStatus
@@ -22,6 +27,7 @@ import cv2
 
 from kiosk.capture.hub import Hub
 from kiosk.fonts import bundled_font_path
+from kiosk.jsonlimits import loads as bounded_loads
 from kiosk.text import entries
 
 log = logging.getLogger("kiosk.ui")
@@ -40,6 +46,22 @@ EVENT_FIELDS = {"profile", "city", "lang", "on"}  # on: the screen (state) the t
 MAX_BODY = 4096
 MAX_FIELD = 64
 PREVIEW_QUALITY = 70
+MAX_CONNECTIONS = 32  # concurrent connections; more are closed at once (the screen needs ~4)
+MAX_STREAMS = 4  # open /events and /preview.mjpg each (a reload briefly holds the old ones)
+IDLE_TIMEOUT_S = 10.0  # a connection that sends nothing (or reads nothing) this long is closed
+PHOTO_STATES = ("review",)  # /photo.jpg is served only while the review screen shows it
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1, ::ffff:127.x)."""
+    if host == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 @lru_cache(maxsize=1)
@@ -50,12 +72,7 @@ def labels() -> dict[str, dict[str, str]]:
 
 def parse_event(body: bytes) -> tuple[str, dict[str, str]]:
     """A touch from the screen: {"name": ..., optional profile/city/lang}; ValueError in one line."""
-    if len(body) > MAX_BODY:
-        raise ValueError("event too large")
-    try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ValueError("event is not JSON") from None
+    data = bounded_loads(body, max_bytes=MAX_BODY, max_depth=2, what="event")
     if not isinstance(data, dict) or data.get("name") not in EVENTS:
         raise ValueError(f"unknown event (expected one of {', '.join(sorted(EVENTS))})")
     fields = {}
@@ -69,6 +86,29 @@ def parse_event(body: bytes) -> tuple[str, dict[str, str]]:
 
 
 class _Server(ThreadingHTTPServer):
+    request_queue_size = 64
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread per connection up to MAX_CONNECTIONS; beyond that the connection is closed at once."""
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """One log line, not a traceback on stderr, when a client misbehaves."""
         import sys
@@ -82,8 +122,12 @@ class UiServer:
     def __init__(
         self, hub: Hub, post: Callable[..., None], host: str = "127.0.0.1", port: int = 8780, fps: int = 30
     ):
+        if not is_loopback(host):
+            raise ValueError(f"the UI listens on loopback only (127.0.0.1, ::1 or localhost), not {host!r}")
         self.hub, self.post, self.fps = hub, post, fps
         self.stopping = threading.Event()
+        self.open_streams = {"events": 0, "preview": 0}
+        self._streams_lock = threading.Lock()
         self.httpd = _Server((host, port), self._handler_class())
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
@@ -106,19 +150,46 @@ class UiServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
+    def _enter_stream(self, kind: str) -> bool:
+        with self._streams_lock:
+            if self.open_streams[kind] >= MAX_STREAMS:
+                return False
+            self.open_streams[kind] += 1
+            return True
+
+    def _leave_stream(self, kind: str) -> None:
+        with self._streams_lock:
+            self.open_streams[kind] -= 1
+
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         ui = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             server_version = "kiosk-ui"
+            timeout = IDLE_TIMEOUT_S  # per socket operation: an idle or stalled peer is dropped
 
             def log_message(self, fmt: str, *args: Any) -> None:  # no request log: URLs may carry choices
                 pass
 
             def _local(self) -> bool:
+                """A loopback peer AND a local Host header (DNS rebinding): a header alone proves nothing."""
+                if not is_loopback(str(self.client_address[0])):
+                    return False
                 host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
                 return host in ("127.0.0.1", "localhost", "::1")
+
+            def _same_origin(self) -> bool:
+                """No Origin (not a browser's cross-site request), or this UI's own origin."""
+                origin = self.headers.get("Origin")
+                if origin is None:
+                    return True
+                try:
+                    u = urllib.parse.urlsplit(origin)
+                    port = u.port
+                except ValueError:
+                    return False
+                return u.scheme == "http" and is_loopback(u.hostname or "") and port == ui.port
 
             def _send(
                 self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None
@@ -157,7 +228,7 @@ class UiServer:
                     if path == "/preview.mjpg":
                         return self._mjpeg()
                     if path == "/photo.jpg":
-                        photo = ui.hub.photo
+                        photo = ui.hub.photo if ui.hub.state.get("state") in PHOTO_STATES else None
                         if photo is None:
                             return self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": "no photo"})
                         return self._send(HTTPStatus.OK, photo, "image/jpeg")
@@ -168,6 +239,8 @@ class UiServer:
             def do_POST(self) -> None:  # noqa: N802
                 if not self._local():
                     return self._json(HTTPStatus.FORBIDDEN, {"ok": False, "error": "not a local request"})
+                if not self._same_origin():
+                    return self._json(HTTPStatus.FORBIDDEN, {"ok": False, "error": "foreign origin"})
                 if self.path != "/event":
                     return self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": "not found"})
                 try:
@@ -191,7 +264,19 @@ class UiServer:
                     return self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": "not found"})
                 return self._send(HTTPStatus.OK, target.read_bytes(), TYPES[target.suffix])
 
+            def _busy(self) -> None:
+                self.close_connection = True
+                self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"ok": False, "error": "too many streams"})
+
             def _events(self) -> None:
+                if not ui._enter_stream("events"):
+                    return self._busy()
+                try:
+                    self._event_stream()
+                finally:
+                    ui._leave_stream("events")
+
+            def _event_stream(self) -> None:
                 self.send_response(HTTPStatus.OK)
                 self.send_header("Content-Type", "text/event-stream; charset=utf-8")
                 self.send_header("Cache-Control", "no-store")
@@ -209,6 +294,14 @@ class UiServer:
                     self.wfile.flush()
 
             def _mjpeg(self) -> None:
+                if not ui._enter_stream("preview"):
+                    return self._busy()
+                try:
+                    self._mjpeg_stream()
+                finally:
+                    ui._leave_stream("preview")
+
+            def _mjpeg_stream(self) -> None:
                 boundary = "kioskframe"
                 self.send_response(HTTPStatus.OK)
                 self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={boundary}")
