@@ -528,6 +528,9 @@ class Session:
             "photo": None,
             "result": self.result if self.state is S.DONE else None,
             "home_city": self.home_city(),
+            "requirements": requirements_for(self._thresholds(self.profile or self.cfg.default_profile))
+            if self.state is S.REQUIREMENTS
+            else None,
             "warning": self.warning(),
             "hint": self.hint(),
             "ended": self.ended if self.state is S.IDLE else None,
@@ -556,6 +559,18 @@ class Session:
 
 
 HINTS_FILE = Path(__file__).with_name("hints.toml")
+REQUIREMENTS_FILE = Path(__file__).with_name("requirements.toml")
+
+
+@lru_cache(maxsize=1)
+def _requirements() -> list[dict[str, str]]:
+    with REQUIREMENTS_FILE.open("rb") as f:
+        return list(tomllib.load(f)["requirement"])
+
+
+def requirements_for(thresholds: dict[str, Any]) -> list[str]:
+    """The requirement ids the screen shows for a profile (its thresholds decide the optional ones)."""
+    return [r["id"] for r in _requirements() if not r.get("threshold") or r["threshold"] in thresholds]
 
 
 @lru_cache(maxsize=1)
