@@ -23,7 +23,7 @@ from tests.test_photo_checks import checks, png
 
 FACES = Path(__file__).parent / "fixtures" / "faces"
 REAL = ("grace_hopper.jpg", "astronaut.png", "luispedro.jpg")
-FAIL_ZH = "请调整眼镜角度，避免镜片反光"
+FAIL_ZH = "眼部有反光：如戴眼镜，请稍调整眼镜角度"
 
 
 def glare_check(tools: PhotoTools, rgb: np.ndarray, profile: str = "id_card") -> CheckResult:
@@ -70,7 +70,7 @@ def faces(tools) -> dict[str, tuple[np.ndarray, object]]:
 def test_real_faces_with_and_without_glasses_pass(tools, faces, name):
     c = glare_check(tools, faces[name][0])
     assert c.passed and c.value <= c.threshold and c.severity == "error"
-    assert c.message_en == "No reflections on the glasses"
+    assert c.message_en == "No reflections around the eyes"
 
 
 @pytest.mark.parametrize("eye", (0, 1))
@@ -90,7 +90,7 @@ def test_a_reflection_on_one_lens_fails(tools, faces, name, eye):
         assert c.details[side] > c.details[("right", "left")[eye]], label  # the painted lens
         assert (c.message_zh, c.message_en) == (
             FAIL_ZH,
-            "Tilt your glasses slightly to avoid reflections",
+            "Reflections around the eyes: if you wear glasses, tilt them slightly",
         )
 
 
