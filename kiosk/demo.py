@@ -112,6 +112,7 @@ def run_demo(
     max_sim_s: float = LIMIT_S,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    wall_clock: Any = None,
 ) -> DemoResult:
     """Run one simulated session to the printed slip; DemoFailed (with the result so far) when it
     does not get there, InputError for an unknown document or city.
@@ -155,6 +156,7 @@ def run_demo(
         printer=open_printer("virtual", "", cfg.receipt.paper_mm),
         hand_over=keep_a_copy,
         seed=seed,
+        wall_clock=wall_clock,  # kiosk.clock.WallClock (tests); None: the machine's clock, trusted
     )
     session, live, lights, receipts = station.session, station.live, station.lights, station.receipts
     result = DemoResult(profile=profile, city=city, face=station.face_name)

@@ -94,7 +94,14 @@ class FleetHooks:
 class Service:
     """Everything `kiosk run` starts; ``run`` until ``stop`` (or SIGTERM)."""
 
-    def __init__(self, cfg: Config, sim: bool = False, port: int | None = None, realtime: bool = True):
+    def __init__(
+        self,
+        cfg: Config,
+        sim: bool = False,
+        port: int | None = None,
+        realtime: bool = True,
+        wall_clock: Any = None,  # kiosk.clock.WallClock: numbers wait for it (tests set it back)
+    ):
         from kiosk.service_api import ServiceApi, socket_path
         from kiosk.station import build_station
         from kiosk.ui.server import UiServer
@@ -106,7 +113,9 @@ class Service:
             cfg.state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise KioskError(f"state directory {cfg.state_dir}: {exc.strerror or exc}") from None
-        self.station = build_station(cfg, sim, realtime=realtime, preflight=self._preflight)
+        self.station = build_station(
+            cfg, sim, realtime=realtime, preflight=self._preflight, wall_clock=wall_clock
+        )
         st = self.station
         self.lights, self.analyzer, self.live = st.lights, st.analyzer, st.live
         self.receipts, self.session, self.buttons = st.receipts, st.session, st.buttons
@@ -202,12 +211,14 @@ class Service:
         platform = rc.authority == "platform"
         uploads = platform or rc.upload
         last_outbox = time.monotonic()
-        while not self.stop_event.wait(self.readiness_every_s):
+        wait = 0.0  # the first pass at once: a clock not yet synchronised is shown from the start
+        while not self.stop_event.wait(wait):
+            wait = self.readiness_every_s
             if self.session.state is not State.IDLE:
                 continue
             try:
-                if platform:
-                    self.session.post("readiness", "api", message=self._preflight())
+                # every authority: the clock (kiosk.clock) gates local numbers too
+                self.session.post("readiness", "api", message=self._preflight())
                 if uploads and time.monotonic() - last_outbox >= OUTBOX_EVERY_S:
                     last_outbox = time.monotonic()
                     self.receipts.run_outbox()

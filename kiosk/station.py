@@ -20,6 +20,7 @@ from kiosk.capture.live import LiveLoop
 from kiosk.capture.photo_adapter import PhotoMaker, documents, thresholds
 from kiosk.capture.rules import load_rules
 from kiosk.capture.session import Session
+from kiosk.clock import SynchronisedClock, SystemClock, WallClock
 from kiosk.config import Config, HardwareConfig
 from kiosk.hw.buttons import Buttons
 from kiosk.hw.camera import Camera
@@ -118,6 +119,7 @@ def build_station(
     hand_over: Callable[[HandOver], HandOver] | None = None,
     preflight: Callable[[], dict[str, str] | None] | None = None,
     seed: int | None = None,
+    wall_clock: WallClock | None = None,
 ) -> Station:
     """Build every part of the station from the configuration.
 
@@ -125,6 +127,8 @@ def build_station(
     ``[hardware] camera = "auto"`` finds no device. ``printer`` overrides the configured one (the
     demo prints on the virtual printer); ``hand_over`` wraps the receipt step's hand-over (the demo
     keeps a copy of the photo). ``preflight`` is asked before a citizen starts (platform readiness).
+    ``wall_clock`` dates the numbers: by default a real station waits for NTP (kiosk.clock), a
+    simulated one trusts the development machine's clock; ``clock`` (monotonic) times the session.
     Receipts recover what a power cut interrupted before the session starts.
     """
     factory = pin_factory(sim)
@@ -150,7 +154,9 @@ def build_station(
         raise
     live = LiveLoop(analyzer, load_rules(), lights)
     try:
-        receipts = ReceiptService(cfg, printer=printer or printer_from_config(cfg))
+        if wall_clock is None:
+            wall_clock = SystemClock() if sim else SynchronisedClock()
+        receipts = ReceiptService(cfg, printer=printer or printer_from_config(cfg), clock=wall_clock)
     except BaseException:
         first.close()
         lights.close()
@@ -189,11 +195,14 @@ def render_escpos(data: bytes, paper_mm: int = 58) -> list[Any]:
     return render(data, paper_mm=paper_mm)
 
 
-def serve_platform(host: str, port: int, data: Path, **faults: Any) -> None:
-    """The reference document platform (kiosk.sim.platform) until interrupted."""
-    from kiosk.sim.platform import Faults, serve
+def serve_platform(
+    host: str, port: int, data: Path, tls: tuple[Path, Path, Path] | None = None, **faults: Any
+) -> None:
+    """The reference document platform (kiosk.sim.platform) until interrupted; ``tls`` = (its
+    certificate, its key, the CA of the terminals it accepts): HTTPS with mutual TLS."""
+    from kiosk.sim.platform import Faults, ServerTls, serve
 
-    serve(host, port, data, Faults(**faults))
+    serve(host, port, data, Faults(**faults), ServerTls(*tls) if tls is not None else None)
 
 
 def virtual_slip_png(printer: Printer) -> bytes | None:

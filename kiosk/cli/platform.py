@@ -7,6 +7,7 @@ from pathlib import Path
 
 from kiosk.cli.common import add_command
 from kiosk.config import Config
+from kiosk.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -15,7 +16,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     r = add_command(
         psub,
         "serve",
-        "serve the reference platform over HTTP, optionally slow or faulty",
+        "serve the reference platform (HTTP, or HTTPS requiring terminal certificates), optionally faulty",
         [common],
         cmd_serve,
     )
@@ -25,6 +26,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     r.add_argument("--delay", type=float, default=0.0, help="seconds to wait before each reply (slow mode)")
     r.add_argument("--fail-rate", type=float, default=0.0, help="share of requests answered with HTTP 503")
     r.add_argument("--malformed-rate", type=float, default=0.0, help="share of replies that are not JSON")
+    r.add_argument("--tls-cert", metavar="FILE", help="the platform's certificate (PEM): serve HTTPS")
+    r.add_argument("--tls-key", metavar="FILE", help="the key of --tls-cert (PEM)")
+    r.add_argument(
+        "--client-ca",
+        metavar="FILE",
+        help="CA bundle of the terminals' certificates: a client without one from it is refused",
+    )
     r.add_argument(
         "--review",
         choices=("approve", "reject", "pending"),
@@ -37,10 +45,14 @@ def cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
     from kiosk.station import serve_platform
 
     data = Path(args.data) if args.data else cfg.state_dir / "platform"
+    files = (args.tls_cert, args.tls_key, args.client_ca)
+    if any(files) and not all(files):
+        raise InputError("platform serve: --tls-cert, --tls-key and --client-ca go together (mutual TLS)")
     serve_platform(
         args.host,
         args.port,
         data,
+        tls=(Path(args.tls_cert), Path(args.tls_key), Path(args.client_ca)) if all(files) else None,
         delay_s=args.delay,
         fail_rate=args.fail_rate,
         malformed_rate=args.malformed_rate,

@@ -1,19 +1,21 @@
 """Who gives out image numbers: the terminal itself (local, the default) or the provincial platform.
 
 Both commit the number, its photo record and the queued slip in one transaction before anything is
-printed, so a power cut never loses an issued number and never issues one twice.
+printed, so a power cut never loses an issued number and never issues one twice. Neither issues
+while its wall clock is not known to be right (kiosk.clock): a number carries its date.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from kiosk.clock import SystemClock, WallClock, trusted_now
 from kiosk.errors import KioskError
 from kiosk.receipt.layouts import City
 from kiosk.receipt.numbers import NumberError, format_for, parse
@@ -37,9 +39,15 @@ class Authority(Protocol):
     name: str
     station: str
     tz: ZoneInfo
+    clock: WallClock  # the date on numbers; nothing is issued until it is synchronised
+    problem: str | None  # why the last ``ready`` refused (one line for the console), None when ready
 
     def ready(self) -> None:
-        """Raise KioskError when numbers cannot be issued now (checked before the citizen starts)."""
+        """Raise KioskError when numbers cannot be issued now (checked before the citizen starts);
+        kiosk.clock.ClockNotSet while the clock is not synchronised."""
+
+    def now(self) -> float:
+        """The wall time for a number's date; ClockNotSet while it cannot be trusted."""
 
     def issue(self, store: Store, req: IssueRequest, now: float | None = None) -> tuple[str, int]:
         """Issue and commit a number; returns (number, print job id)."""
@@ -50,16 +58,23 @@ class LocalAuthority:
 
     name = "local"
 
-    def __init__(self, station: str, tz: str = "Asia/Shanghai", upload: bool = False) -> None:
+    def __init__(
+        self, station: str, tz: str = "Asia/Shanghai", upload: bool = False, clock: WallClock | None = None
+    ) -> None:
         self.station = station
         self.tz = ZoneInfo(tz)
         self.upload = upload
+        self.clock: WallClock = clock or SystemClock()
+        self.problem: str | None = None
 
     def ready(self) -> None:
-        return None
+        _checked(self, lambda: trusted_now(self.clock))
+
+    def now(self) -> float:
+        return trusted_now(self.clock)
 
     def issue(self, store: Store, req: IssueRequest, now: float | None = None) -> tuple[str, int]:
-        now = time.time() if now is None else now
+        now = self.now() if now is None else now
         fmt = format_for(req.profile_id)
         series = fmt.series(req.city.region, self.station, datetime.fromtimestamp(now, self.tz).date())
         with store.transaction() as db:
@@ -85,19 +100,30 @@ class PlatformAuthority:
 
     name = "platform"
 
-    def __init__(self, client: object, station: str, tz: str = "Asia/Shanghai") -> None:
+    def __init__(
+        self, client: object, station: str, tz: str = "Asia/Shanghai", clock: WallClock | None = None
+    ) -> None:
         from kiosk.receipt.platform import PlatformClient
 
         assert isinstance(client, PlatformClient)
         self.client = client
         self.station = station
         self.tz = ZoneInfo(tz)
+        self.clock: WallClock = clock or SystemClock()
+        self.problem: str | None = None
 
     def ready(self) -> None:
-        self.client.health()
+        def check() -> None:
+            trusted_now(self.clock)  # first: TLS itself needs the right time
+            self.client.health()
+
+        _checked(self, check)
+
+    def now(self) -> float:
+        return trusted_now(self.clock)
 
     def issue(self, store: Store, req: IssueRequest, now: float | None = None) -> tuple[str, int]:
-        now = time.time() if now is None else now
+        now = self.now() if now is None else now
         reply = self.client.upload(
             key=req.session_id,
             photo=req.photo_bytes,
@@ -126,3 +152,13 @@ class PlatformAuthority:
                 now=now,
             )
         return number, job
+
+
+def _checked(authority: LocalAuthority | PlatformAuthority, check: Callable[[], object]) -> None:
+    """Run a readiness check, keeping its one-line reason for the console's `status`."""
+    try:
+        check()
+    except KioskError as exc:
+        authority.problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise
+    authority.problem = None

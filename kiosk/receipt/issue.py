@@ -8,13 +8,13 @@ queued; it prints again, marked as a reprint, once the printer is fixed.
 from __future__ import annotations
 
 import io
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from PIL import Image
 
+from kiosk.clock import ClockNotSet
 from kiosk.errors import InputError, KioskError
 from kiosk.hw.printer import Printer, PrinterFault
 from kiosk.receipt.authority import Authority, IssueRequest
@@ -166,7 +166,7 @@ def issue_receipt(
     _document_zh(profile_id)
     check_photo(photo_bytes)
     store.check_not_lost()  # a lost database would hand out numbers already issued
-    now = time.time() if now is None else now
+    now = authority.now() if now is None else now  # one reading: record, number and slip share the date
     sid = store.begin_session(profile_id, c.id, authority.station, now=now)
     photo = store.write_photo_file(sid, photo_bytes)
     try:
@@ -191,6 +191,8 @@ def readiness(authority: Authority, store: Store | None = None) -> tuple[str, st
         return both("receipt.store.lost.citizen")
     try:
         authority.ready()
+    except ClockNotSet:
+        return both("clock.waiting.citizen")  # "waiting for the correct time" (kiosk.clock)
     except KioskError:
         return both("receipt.platform.unavailable.citizen")
     return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from kiosk.clock import SystemClock, WallClock
 from kiosk.errors import KioskError
 from kiosk.hw.printer import Printer
 from kiosk.receipt.authority import Authority, LocalAuthority, PlatformAuthority
@@ -29,19 +30,29 @@ def open_store(cfg: Any) -> Store:
     return Store(cfg.state_dir)
 
 
-def platform_client(cfg: Any) -> Any:
+def platform_client(cfg: Any, clock: WallClock | None = None) -> Any:
+    """The platform over TLS: its CA bundle, and this terminal's certificate (receipt.platform_*)."""
     from kiosk.receipt.platform import PlatformClient
 
     rc = cfg.receipt
-    return PlatformClient(rc.platform_url, timeout=rc.platform_timeout_s, retries=rc.platform_retries)
+    return PlatformClient(
+        rc.platform_url,
+        ca=rc.platform_ca,
+        cert=rc.platform_cert,
+        key=rc.platform_key,
+        timeout=rc.platform_timeout_s,
+        retries=rc.platform_retries,
+        now=(clock or SystemClock()).now,
+    )
 
 
-def authority_from_config(cfg: Any) -> Authority:
+def authority_from_config(cfg: Any, clock: WallClock | None = None) -> Authority:
+    """``clock``: the wall clock numbers are dated by (kiosk.station chooses it; default: trusted)."""
     use_config(cfg)
     rc = cfg.receipt
     if rc.authority == "platform":
-        return PlatformAuthority(platform_client(cfg), rc.station, rc.timezone)
-    return LocalAuthority(rc.station, rc.timezone, upload=rc.upload)
+        return PlatformAuthority(platform_client(cfg, clock), rc.station, rc.timezone, clock=clock)
+    return LocalAuthority(rc.station, rc.timezone, upload=rc.upload, clock=clock)
 
 
 def cities_for(profile_id: str) -> list[dict[str, Any]]:
@@ -71,12 +82,13 @@ class ReceiptService:
         authority: Authority | None = None,
         *,
         printer: Printer,  # kiosk.station chooses it (the virtual printer is the simulator's)
+        clock: WallClock | None = None,  # kiosk.station chooses it too (synchronised on a terminal)
     ) -> None:
         self.cfg = cfg
         self.layouts = use_config(cfg)
         self.paper_mm = cfg.receipt.paper_mm
         self.store = store or open_store(cfg)
-        self.authority = authority or authority_from_config(cfg)
+        self.authority = authority or authority_from_config(cfg, clock)
         self.printer = printer
         self.lock = threading.Lock()
 
@@ -90,7 +102,8 @@ class ReceiptService:
             self.store.check_not_lost()
         except KioskError as exc:
             return f"REFUSED: {exc}"
-        return "issuing"
+        problem = getattr(self.authority, "problem", None)  # the clock, the platform, TLS (last check)
+        return f"REFUSED: {problem}" if problem else "issuing"
 
     def acknowledge_loss(self, actor: str = "technician") -> dict[str, Any]:
         """The technician's acknowledgement that the store lost its records (audited); issuing resumes."""
@@ -126,7 +139,7 @@ class ReceiptService:
         if self.cfg.receipt.authority != "platform" and not self.cfg.receipt.upload:
             raise KioskError("uploads are off (receipt.upload = false with the local authority)")
         with self.lock:
-            return run_outbox(self.store, platform_client(self.cfg))
+            return run_outbox(self.store, platform_client(self.cfg, getattr(self.authority, "clock", None)))
 
     def close(self) -> None:
         self.store.close()
