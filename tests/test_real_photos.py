@@ -16,7 +16,7 @@ import pytest
 from kiosk.photo.profiles import get_profile
 from kiosk.vision.analyzer import analyze_file, in_view
 from kiosk.vision.detector import FULL_RANGE
-from kiosk.vision.measures import eye_closed_below
+from kiosk.vision.face_measures import eye_closed_below
 
 REAL = Path(__file__).parent / "fixtures" / "real"
 LABELS = tomllib.loads((REAL / "labels.toml").read_text("utf-8"))["photos"]

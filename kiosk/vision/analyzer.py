@@ -16,7 +16,7 @@ import numpy as np
 
 from kiosk.config import VisionConfig
 from kiosk.errors import InputError
-from kiosk.vision import measures
+from kiosk.vision import face_measures as measures
 from kiosk.vision.detector import FULL_RANGE, FaceDetector, iou
 from kiosk.vision.geometry import Roi
 from kiosk.vision.imageio import load_image, original_size

@@ -1,4 +1,4 @@
-"""Measures from the 468-point mesh and the iris model's eye contour: eye aperture and state,
+"""Per-face measures from the 468-point mesh and the iris model's eye contour: eye aperture and state,
 mouth openness, eye centres, chin, crown. Pure functions.
 
 Index sets live in kiosk.vision.mesh. "Image-left" is the subject's right.
