@@ -133,6 +133,16 @@ class ReceiptConfig:
 
 
 @dataclass(frozen=True)
+class VoiceConfig:
+    """Spoken prompts (kiosk.voice, what is said: kiosk/voice/voice.toml): on/off, loudness, languages."""
+
+    enabled: bool = True
+    volume: int = 80  # percent of the rendered level (0: silent)
+    languages: tuple[str, ...] = ("zh", "en")  # spoken when shown; another screen language speaks the first
+    device: str = ""  # ALSA device for aplay (-D), "": the system default
+
+
+@dataclass(frozen=True)
 class Config:
     state_dir: Path = field(default_factory=lambda: default_state_dir())
     vision: VisionConfig = field(default_factory=VisionConfig)
@@ -141,6 +151,7 @@ class Config:
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     fleet: FleetConfig = field(default_factory=FleetConfig)
     receipt: ReceiptConfig = field(default_factory=ReceiptConfig)
+    voice: VoiceConfig = field(default_factory=VoiceConfig)
     # where it came from; not a setting (``config get`` does not list it)
     source: ConfigSource = field(default_factory=lambda: ConfigSource(), compare=False, repr=False)
 
@@ -168,6 +179,10 @@ def _coerce(key: str, typ: Any, value: Any) -> Any:
     elif typ is Path:
         if isinstance(value, str) and value:
             return Path(value)
+    elif typ == tuple[str, ...]:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"config key {key}: expected a list of texts, got {value!r}")
     else:
         return value
     raise ConfigError(f"config key {key}: expected {typ.__name__}, got {value!r}")
@@ -248,6 +263,11 @@ def _validate(obj: Any, prefix: str) -> None:
 
     if isinstance(obj, ReceiptConfig):
         _validate_receipt(obj, prefix)
+    if isinstance(obj, VoiceConfig):
+        if not 0 <= obj.volume <= 100:
+            raise ConfigError(f"config key {prefix}volume: must be between 0 and 100 (percent)")
+        if not set(obj.languages) <= {"zh", "en"} or len(set(obj.languages)) != len(obj.languages):
+            raise ConfigError(f"config key {prefix}languages: a list of distinct zh, en")
     if isinstance(obj, ConsoleConfig):
         _validate_console(obj, prefix)
     if isinstance(obj, FleetConfig):
@@ -340,6 +360,7 @@ _CONSOLE_SETTABLE = {
     " default_profile ui_host ui_port",
     "receipt": "upload platform_timeout_s platform_retries printer printer_target paper_mm",
     "console": "idle_timeout_s selftest_min_led_gain",
+    "voice": "enabled volume",
 }
 CONSOLE_KEYS = frozenset(f"{sec}.{k}" for sec, ks in _CONSOLE_SETTABLE.items() for k in ks.split())
 SECRET_KEYS = frozenset({"console.pin_hash"})  # written by the `pin` command only, never shown

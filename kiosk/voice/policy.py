@@ -1,0 +1,129 @@
+"""What is said and when, as data: kiosk/voice/voice.toml, read and checked once.
+
+The file names catalogue entries (kiosk/text) and never holds words, so the screen and the voice
+cannot drift apart; every id it names must exist, or loading fails with the entry named.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from kiosk.errors import KioskError
+from kiosk.text import LANGS, catalogue
+
+POLICY_FILE = Path(__file__).with_name("voice.toml")
+
+
+class VoicePolicyError(KioskError):
+    """voice.toml is malformed or names an entry the catalogue does not hold."""
+
+
+@dataclass(frozen=True)
+class Group:
+    """One kind of utterance (prompt, countdown, events): how often and whether it cuts in."""
+
+    min_repeat_s: float
+    interrupt: bool
+
+
+@dataclass(frozen=True)
+class Policy:
+    voices: dict[str, str]  # lang -> espeak-ng voice
+    amplitude: int
+    word_gap_slow: int
+    rates: dict[str, dict[str, int]]  # "normal" | "slow" -> lang -> words per minute
+    prompt_states: tuple[str, ...]
+    prompt: Group
+    repeat_while_shown_s: float
+    countdown_id: str  # with {n}
+    countdown: Group
+    events: dict[str, tuple[str, ...]]  # "old>new" or "*>new" -> entry ids
+    event: Group
+
+    def rate(self, lang: str, slow: bool) -> int:
+        return self.rates["slow" if slow else "normal"][lang]
+
+    def said_on(self, old: str, new: str) -> tuple[str, ...]:
+        """The entries said on the transition old -> new (the exact pair first, then any -> new)."""
+        return self.events.get(f"{old}>{new}") or self.events.get(f"*>{new}") or ()
+
+    def countdown_ids(self) -> dict[int, str]:
+        """n -> entry id, for every n the catalogue has a number for."""
+        out = {}
+        for n in range(1, 31):
+            id_ = self.countdown_id.format(n=n)
+            if id_ in catalogue():
+                out[n] = id_
+        return out
+
+    def fixed_ids(self) -> list[str]:
+        """Every entry this policy can say: the prompts, the countdown's numbers, the events'."""
+        ids = [k for k in catalogue() if k.startswith("prompt.")]
+        ids += list(self.countdown_ids().values())
+        for said in self.events.values():
+            ids += [i for i in said if i not in ids]
+        return list(dict.fromkeys(ids))
+
+
+def _group(data: dict[str, Any], name: str) -> Group:
+    try:
+        return Group(float(data.get("min_repeat_s", 0.0)), bool(data.get("interrupt", True)))
+    except (TypeError, ValueError):
+        raise VoicePolicyError(f"voice.toml [{name}]: min_repeat_s must be a number") from None
+
+
+def parse(data: dict[str, Any]) -> Policy:
+    """The parsed TOML -> Policy; VoicePolicyError names the first bad key."""
+    try:
+        render, rates, prompt, count, events = (
+            data["render"], data["rates"], data["prompt"], data["countdown"], dict(data["events"])
+        )
+        voices = {lang: str(render["voice"][lang]) for lang in LANGS}
+        table = {speed: {lang: int(rates[speed][lang]) for lang in LANGS} for speed in ("normal", "slow")}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise VoicePolicyError(f"voice.toml: missing or bad key {exc}") from None
+    for speed, by_lang in table.items():
+        for lang, wpm in by_lang.items():
+            if not 60 <= wpm <= 400:
+                raise VoicePolicyError(f"voice.toml rates.{speed}.{lang}: {wpm} is not 60-400 words a minute")
+    groups = {name: _group(data[name], name) for name in ("prompt", "countdown")}
+    event_group = _group({k: events.pop(k) for k in ("min_repeat_s", "interrupt") if k in events}, "events")
+    said: dict[str, tuple[str, ...]] = {}
+    for key, ids in events.items():
+        if ">" not in key or not isinstance(ids, list):
+            raise VoicePolicyError(f"voice.toml events.{key!r}: expected \"old>new\" = [entry ids]")
+        for id_ in ids:
+            if id_ not in catalogue():
+                raise VoicePolicyError(f"voice.toml events.{key!r}: no entry {id_!r} in the catalogue")
+        said[key] = tuple(ids)
+    policy = Policy(
+        voices=voices,
+        amplitude=int(render.get("amplitude", 100)),
+        word_gap_slow=int(render.get("word_gap_slow", 0)),
+        rates=table,
+        prompt_states=tuple(prompt.get("states", ("guidance",))),
+        prompt=groups["prompt"],
+        repeat_while_shown_s=float(prompt.get("repeat_while_shown_s", 0.0)),
+        countdown_id=str(count.get("id", "")),
+        countdown=groups["countdown"],
+        events=said,
+        event=event_group,
+    )
+    if "{n}" not in policy.countdown_id:
+        raise VoicePolicyError("voice.toml countdown.id: must contain {n}")
+    if not 0 <= policy.amplitude <= 200:
+        raise VoicePolicyError("voice.toml render.amplitude: must be 0-200")
+    return policy
+
+
+@lru_cache(maxsize=1)
+def load_policy(path: Path = POLICY_FILE) -> Policy:
+    """The shipped policy, read once."""
+    try:
+        return parse(tomllib.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise VoicePolicyError(f"{Path(path).name}: {exc}") from None

@@ -1,0 +1,126 @@
+"""Text -> WAV with espeak-ng (a subprocess, ``-w FILE``), offline.
+
+Mandarin is fed to the ``cmn-latn-pinyin`` voice as tone-numbered pinyin (pypinyin): espeak-ng's
+default ``cmn`` voice mis-reads Chinese characters (it spells many as English), the pinyin voice
+reads the syllables with their tones. Without espeak-ng (or pypinyin, for zh) the renderer says so
+in ``reason`` and renders nothing: the voice is then off, the terminal is not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+from kiosk.errors import KioskError
+from kiosk.voice.policy import Policy
+
+ENGINE = "espeak-ng"
+RENDER_REV = "1"  # bump when the way text is prepared for the engine changes: every cache entry is redone
+# full-width punctuation -> what espeak-ng pauses on
+_PUNCT = str.maketrans(
+    {"，": ",", "。": ".", "！": "!", "？": "?", "、": ",", "；": ";", "：": ":", "…": "..."}
+)
+
+
+class RenderError(KioskError):
+    """espeak-ng failed on a text (the message is its first line of stderr)."""
+
+
+def pinyin_available() -> bool:
+    try:
+        import pypinyin  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def to_pinyin(text: str) -> str:
+    """Chinese text -> tone-numbered pinyin syllables (tone 5: neutral), punctuation kept as ASCII."""
+    from pypinyin import Style, lazy_pinyin
+
+    words = lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True)
+    out = " ".join(w.translate(_PUNCT).strip() for w in words if w.strip())
+    return " ".join(out.replace(" ,", ",").replace(" .", ".").replace(" !", "!").replace(" ?", "?").split())
+
+
+@lru_cache(maxsize=8)
+def _engine_version(exe: str) -> str:
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.split("Data at")[0].strip()
+
+
+class Renderer:
+    """One engine, one policy: ``render(text, lang, slow, out)`` writes a mono 16-bit WAV."""
+
+    def __init__(self, policy: Policy, exe: str | None = None):
+        self.policy = policy
+        self.exe = exe or shutil.which(ENGINE)
+        self.reason = ""
+        self.version = _engine_version(self.exe) if self.exe else ""
+        if not self.exe:
+            self.reason = f"{ENGINE} is not installed (Debian: apt-get install espeak-ng)"
+        elif not self.version:
+            self.reason = f"{self.exe} does not run"
+        self.languages = tuple(lang for lang in policy.voices if lang != "zh" or pinyin_available())
+        if self.exe and "zh" not in self.languages:
+            self.reason = "pypinyin is not installed: Mandarin is not spoken"
+
+    @property
+    def available(self) -> bool:
+        return bool(self.exe and self.version)
+
+    def engine_id(self) -> str:
+        """What the renders depend on besides the text: engine version, our preparation, pypinyin's."""
+        parts = [self.version, f"rev{RENDER_REV}"]
+        if pinyin_available():
+            from pypinyin import __version__ as pv
+
+            parts.append(f"pypinyin {pv}")
+        return "; ".join(parts)
+
+    def engine_input(self, text: str, lang: str) -> str:
+        """What espeak-ng is given for ``text``: pinyin for Mandarin, the text itself otherwise."""
+        return to_pinyin(text) if lang == "zh" else text
+
+    def command(self, text: str, lang: str, slow: bool, out: Path) -> list[str]:
+        """The espeak-ng command line for one render (tests run it themselves to compare)."""
+        rate = self.policy.rate(lang, slow)
+        cmd = [self.exe or ENGINE, "-v", self.policy.voices[lang], "-s", str(rate)]
+        cmd += ["-a", str(self.policy.amplitude)]
+        if slow and self.policy.word_gap_slow:
+            cmd += ["-g", str(self.policy.word_gap_slow)]
+        return [*cmd, "-w", str(out), self.engine_input(text, lang)]
+
+    def key(self, text: str, lang: str, slow: bool) -> str:
+        """A digest of everything a render depends on (engine, voice, level, rate, the text)."""
+        gap = self.policy.word_gap_slow if slow else 0
+        blob = "\0".join([self.engine_id(), self.policy.voices[lang], str(self.policy.amplitude), str(gap),
+                          str(self.policy.rate(lang, slow)), lang, text])
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+    def render(self, text: str, lang: str, slow: bool, out: Path) -> None:
+        """Write the WAV to ``out`` (through a temporary file beside it: never a half-written WAV)."""
+        if not self.available:
+            raise RenderError(f"voice: {self.reason}")
+        if lang not in self.languages:
+            raise RenderError(f"voice: cannot speak {lang!r}: {self.reason or 'no voice'}")
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        try:
+            done = subprocess.run(
+                self.command(text, lang, slow, tmp), capture_output=True, text=True, timeout=60, check=False
+            )
+            if done.returncode != 0 or not tmp.exists() or tmp.stat().st_size <= 44:
+                line = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[0]
+                raise RenderError(f"voice: {ENGINE} failed on {text[:30]!r}: {line}")
+            os.replace(tmp, out)
+        except subprocess.TimeoutExpired:
+            raise RenderError(f"voice: {ENGINE} took too long on {text[:30]!r}") from None
+        finally:
+            tmp.unlink(missing_ok=True)
