@@ -280,6 +280,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if proc.poll() is not None:
                 error = f"service exited with {proc.returncode} after session {i}"
                 break
+        if args.authority == "platform" and error is None:
+            # what the background pass does every minute, once more before the counts are read
+            from kiosk.service_api import call
+
+            with contextlib.suppress(Exception):
+                call(state_dir / "kiosk.sock", "console.queue", timeout=300.0, action="retry")
     finally:
         if sse is not None:
             sse.close()
