@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -119,6 +120,14 @@ class StoreLost(StoreError):
     is issued until a technician acknowledges it on the console (`store acknowledge-loss`)."""
 
 
+def disk_full(path: str | Path) -> bool:
+    """No block left for an unprivileged writer where ``path`` lives."""
+    try:
+        return os.statvfs(path).f_bavail == 0
+    except OSError:
+        return False
+
+
 def _db_error(exc: sqlite3.Error) -> StoreError:
     """A database that is corrupt, full or unreadable: one line for a person, not a traceback."""
     text = str(exc)
@@ -221,9 +230,20 @@ class _SerialConnection:
 class Store:
     """The terminal's database: one connection per process, safe to share between its threads."""
 
-    def __init__(self, state_dir: str | Path, *, durable: bool = True) -> None:
+    def __init__(self, state_dir: str | Path, *, durable: bool = True, exclusive: bool = False) -> None:
+        """``exclusive``: no other process may use the store meanwhile, and SQLite needs no shared-memory
+        file (what `store purge` uses on a full disk, where that file cannot be created)."""
         self.state_dir = Path(state_dir)
         self.photo_dir = self.state_dir / PHOTO_DIR
+        self.marks_path = self.state_dir / MARKS_NAME
+        try:
+            self._open(durable, exclusive)
+        except BaseException:
+            if getattr(self, "db", None) is not None:
+                self.db.close()  # a half-open connection would hold its lock against the next try
+            raise
+
+    def _open(self, durable: bool, exclusive: bool) -> None:
         try:
             self.photo_dir.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
@@ -231,16 +251,28 @@ class Store:
             )
             conn.row_factory = sqlite3.Row
             self.db = _SerialConnection(conn)
+            if exclusive:  # before the first WAL access: then SQLite never creates the -shm file
+                self.db.execute("PRAGMA locking_mode=EXCLUSIVE")
             mode = self.db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             # FULL: a committed transaction survives a power cut, not only a process crash.
             self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
             self.db.execute("PRAGMA foreign_keys=ON")
         except (OSError, sqlite3.Error, StoreError) as exc:
-            raise StoreError(f"cannot open the store in {self.state_dir}: {exc}") from None
+            why = "the disk is full" if disk_full(self.state_dir) else str(exc)
+            raise StoreError(f"cannot open the store in {self.state_dir}: {why}") from None
         if mode.lower() != "wal":
             raise StoreError(f"the store in {self.state_dir} cannot use WAL mode (got {mode})")
         self._migrate()
-        self.marks_path = self.state_dir / MARKS_NAME
+
+    @classmethod
+    def for_purge(cls, state_dir: str | Path) -> Store:
+        """The store for `store purge`, which must work on a full disk (it is what frees the space)."""
+        try:
+            return cls(state_dir)
+        except StoreError:
+            if not disk_full(state_dir):
+                raise
+            return cls(state_dir, exclusive=True)
 
     # --- schema -------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import sys
 
 from kiosk import __version__
 from kiosk.cli import analyze, console, demo, photo, platform, receipt, run, store, update
-from kiosk.cli.common import Parser, common_options
+from kiosk.cli.common import Parser, common_options, stdout_closed
 from kiosk.config import load_config
 from kiosk.errors import KioskError
 
@@ -72,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 0
+    except BrokenPipeError:  # the output was lost: never report success for it (a verdict says its own)
+        stdout_closed()
+        return 1
     except OSError as exc:  # a path the user gave cannot be read or written: bad input, one line
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"kiosk: {args.command}: {where}{exc.strerror or exc}", file=sys.stderr)

@@ -75,6 +75,36 @@ def emit(obj: Any) -> None:
     sys.stdout.flush()
 
 
+def stdout_closed() -> None:
+    """The reader went away (`kiosk check x.jpg | true`): send the rest of the output to /dev/null, so
+    that the exit status (the verdict) is what remains, without Python's complaint at exit."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def output_path(path: str | None, what: str = "output") -> Path | None:
+    """A file the command will write, checked before any work or any commitment (a number, say):
+    a name, not a directory, in a directory that exists and may be written; else a one-line error."""
+    import os
+
+    if path is None:
+        return None
+    if not path.strip():
+        raise InputError(f"{what}: an empty file name")
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{what}: {path} is a directory; name a file")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"{what}: {path}: no such directory {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise InputError(f"{what}: {path}: permission denied")
+    return p
+
+
 def existing(path: str) -> str:
     """PATH if it is a readable file; otherwise the one-line input error every command gives."""
     if not Path(path).is_file():

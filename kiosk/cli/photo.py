@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kiosk.cli.common import add_command, add_json, emit, existing
+from kiosk.cli.common import add_command, add_json, emit, existing, output_path, stdout_closed
 from kiosk.config import Config
 from kiosk.durable import write_atomic
 from kiosk.errors import InputError
@@ -77,11 +78,15 @@ def cmd_check(args: argparse.Namespace, cfg: Config) -> int:
 
     profile = get_profile(args.profile)  # an unknown profile fails before the models load
     report = PhotoTools(cfg.vision).check(existing(args.image), profile)
-    if args.json:
-        emit(report.to_json())
-    else:
-        print(f"{args.image}: {'compliant' if report.compliant else 'NOT compliant'} with {profile.id}")
-        _print_checks(report)
+    try:
+        if args.json:
+            emit(report.to_json())
+        else:
+            print(f"{args.image}: {'compliant' if report.compliant else 'NOT compliant'} with {profile.id}")
+            _print_checks(report)
+            sys.stdout.flush()
+    except BrokenPipeError:  # nobody reads the report: the exit status still gives the verdict
+        stdout_closed()
     return 0 if report.compliant else 1
 
 
@@ -89,6 +94,7 @@ def cmd_make_photo(args: argparse.Namespace, cfg: Config) -> int:
     from kiosk.photo.profiles import get_profile
     from kiosk.photo.service import PhotoTools
 
+    output_path(args.output, "make-photo")  # before the models run: a name we can write
     if Path(args.output).suffix.lower() not in JPEG_SUFFIXES:  # never a JPEG behind a .png name
         raise InputError(f"make-photo: {args.output}: document photos are JPEG; name it .jpg or .jpeg")
     profile = get_profile(args.profile)
@@ -97,14 +103,18 @@ def cmd_make_photo(args: argparse.Namespace, cfg: Config) -> int:
         write_atomic(Path(args.output), photo.jpeg, mode=0o644)  # never a half-written photo under its name
     except OSError as exc:
         raise InputError(f"make-photo: cannot write {args.output}: {exc.strerror or exc}") from None
-    if args.json:
-        emit(photo.to_json(output=args.output))
-    else:
-        enc = photo.encoding
-        verdict = "compliant" if photo.compliant else "NOT compliant"
-        jpeg = f"{len(photo.jpeg)} bytes, quality {enc.quality} {enc.subsampling}"
-        print(f"{args.output}: {profile.id}, {jpeg}, {verdict}")
-        _print_checks(photo.report)
+    try:
+        if args.json:
+            emit(photo.to_json(output=args.output))
+        else:
+            enc = photo.encoding
+            verdict = "compliant" if photo.compliant else "NOT compliant"
+            jpeg = f"{len(photo.jpeg)} bytes, quality {enc.quality} {enc.subsampling}"
+            print(f"{args.output}: {profile.id}, {jpeg}, {verdict}")
+            _print_checks(photo.report)
+            sys.stdout.flush()
+    except BrokenPipeError:  # the photo is written; the exit status still gives the verdict
+        stdout_closed()
     return 0 if photo.compliant else 1
 
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from kiosk.cli.common import add_command, add_json, emit
+from kiosk.cli.common import add_command, add_json, emit, output_path
 from kiosk.config import Config
 from kiosk.errors import InputError, KioskError
 
@@ -54,6 +54,7 @@ def cmd_issue(args: argparse.Namespace, cfg: Config) -> int:
     from kiosk.receipt.wiring import authority_from_config, open_store
     from kiosk.station import printer_from_config
 
+    output_path(args.png, "receipt issue --png")  # before a number is committed: a retry gets no second
     try:
         photo = Path(args.photo).read_bytes()
     except OSError as exc:
@@ -103,6 +104,7 @@ def cmd_reprint(args: argparse.Namespace, cfg: Config) -> int:
     from kiosk.station import printer_from_config
 
     number = parse(args.number).number
+    output_path(args.png, "receipt reprint --png")
     printer = printer_from_config(cfg)
     with open_store(cfg) as store:
         fault = reprint(store, printer, number, authority_from_config(cfg).tz, paper_mm=cfg.receipt.paper_mm)
@@ -154,6 +156,8 @@ def cmd_render(args: argparse.Namespace, cfg: Config) -> int:
     from kiosk.station import render_escpos
 
     number = parse(args.number).number
+    output_path(args.output, "receipt render -o")  # both outputs checked before either is written
+    output_path(args.escpos, "receipt render --escpos")
     paper = args.paper or cfg.receipt.paper_mm
     with open_store(cfg) as store:
         data = slip_bytes(store, number, ZoneInfo(cfg.receipt.timezone), reprint=args.reprint, paper_mm=paper)

@@ -23,14 +23,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def cmd_purge(args: argparse.Namespace, cfg: Config) -> int:
-    from kiosk.receipt.wiring import open_store
+    from kiosk.store import Store
 
     days = cfg.receipt.retention_days if args.days is None else args.days
     if not 0.0 <= days <= 3650.0:
         raise InputError(f"--days {days:g}: must be between 0 and 3650")
     # a terminal that uploads nothing keeps a photo only until its slip is handed over (kiosk.store)
     uploading = cfg.receipt.authority == "platform" or cfg.receipt.upload
-    with open_store(cfg) as store:
+    with Store.for_purge(cfg.state_dir) as store:  # works on a full disk: purging is what frees it
         out = store.purge(days, actor=args.actor, uploading=uploading)
     if args.json:
         emit({**out, "retention_days": days, "uploading": uploading})
