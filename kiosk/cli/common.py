@@ -85,9 +85,10 @@ def stdout_closed() -> None:
     os.close(devnull)
 
 
-def output_path(path: str | None, what: str = "output") -> Path | None:
+def output_path(path: str | None, what: str) -> Path | None:
     """A file the command will write, checked before any work or any commitment (a number, say):
-    a name, not a directory, in a directory that exists and may be written; else a one-line error."""
+    a name, not a directory, in a directory that exists and may be written; else the one-line error
+    an OSError on it would give (``what``: the command, as in "kiosk: receipt: PATH: ...")."""
     import os
 
     if path is None:
@@ -96,12 +97,12 @@ def output_path(path: str | None, what: str = "output") -> Path | None:
         raise InputError(f"{what}: an empty file name")
     p = Path(path)
     if p.is_dir():
-        raise InputError(f"{what}: {path} is a directory; name a file")
+        raise InputError(f"{what}: {path}: Is a directory")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
-        raise InputError(f"{what}: {path}: no such directory {parent}")
+        raise InputError(f"{what}: {path}: No such file or directory")
     if not os.access(parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise InputError(f"{what}: {path}: permission denied")
+        raise InputError(f"{what}: {path}: Permission denied")
     return p
 
 

@@ -54,7 +54,7 @@ def cmd_issue(args: argparse.Namespace, cfg: Config) -> int:
     from kiosk.receipt.wiring import authority_from_config, open_store
     from kiosk.station import printer_from_config
 
-    output_path(args.png, "receipt issue --png")  # before a number is committed: a retry gets no second
+    output_path(args.png, "receipt")  # before a number is committed: a retry gets no second
     try:
         photo = Path(args.photo).read_bytes()
     except OSError as exc:
@@ -104,7 +104,7 @@ def cmd_reprint(args: argparse.Namespace, cfg: Config) -> int:
     from kiosk.station import printer_from_config
 
     number = parse(args.number).number
-    output_path(args.png, "receipt reprint --png")
+    output_path(args.png, "receipt")
     printer = printer_from_config(cfg)
     with open_store(cfg) as store:
         fault = reprint(store, printer, number, authority_from_config(cfg).tz, paper_mm=cfg.receipt.paper_mm)
@@ -156,8 +156,8 @@ def cmd_render(args: argparse.Namespace, cfg: Config) -> int:
     from kiosk.station import render_escpos
 
     number = parse(args.number).number
-    output_path(args.output, "receipt render -o")  # both outputs checked before either is written
-    output_path(args.escpos, "receipt render --escpos")
+    output_path(args.output, "receipt")  # both outputs checked before either is written
+    output_path(args.escpos, "receipt")
     paper = args.paper or cfg.receipt.paper_mm
     with open_store(cfg) as store:
         data = slip_bytes(store, number, ZoneInfo(cfg.receipt.timezone), reprint=args.reprint, paper_mm=paper)
