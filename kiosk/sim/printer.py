@@ -609,11 +609,11 @@ def render(data: bytes, paper_mm: int = 58) -> list[Image.Image]:
     return vp.slips()
 
 
-def open_virtual(paper_mm: int = 58) -> Printer:
+def open_virtual(paper_mm: int = 58, keep_slips: int = KEEP_SLIPS) -> Printer:
     """The virtual printer behind the same Printer the real ones use (it answers status queries);
     ``KIOSK_SIM_PRINTER_FAULT_EVERY=N`` injects a paper-out into every N-th slip (endurance runs)."""
     every = os.environ.get(FAULT_EVERY_ENV, "0").strip() or "0"
     if not every.isdigit():
         raise KioskError(f"{FAULT_EVERY_ENV}: expected a number of slips, not {every!r}")
-    device = VirtualPrinter(paper_mm=paper_mm, fault_every=int(every))
+    device = VirtualPrinter(paper_mm=paper_mm, fault_every=int(every), keep_slips=keep_slips)
     return Printer(device, answers_status=True, name="virtual")
