@@ -56,6 +56,8 @@ class DemoResult:
     frames: int = 0
     lights: dict[str, float] = field(default_factory=dict)  # LED levels at the capture
     lighting: dict[str, Any] = field(default_factory=dict)  # face balance when first seen, at capture
+    spoken: list[dict[str, Any]] | None = None  # with --voice: what the citizen heard, OUT/voice/*.wav
+    voice: dict[str, Any] | None = None  # with --voice: on or off (and why), renders and cache hits
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -78,6 +80,7 @@ class DemoResult:
             "frames": self.frames,
             "lights": {k: round(v, 3) for k, v in self.lights.items()},
             "lighting": self.lighting,
+            **({"spoken": self.spoken, "voice": self.voice} if self.spoken is not None else {}),
         }
 
 
@@ -113,6 +116,7 @@ def run_demo(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
     wall_clock: Any = None,
+    voice: bool = False,
 ) -> DemoResult:
     """Run one simulated session to the printed slip; DemoFailed (with the result so far) when it
     does not get there, InputError for an unknown document or city.
@@ -120,7 +124,8 @@ def run_demo(
     The station is the one `kiosk run` builds (kiosk.station.build_station), simulated, on a
     simulated clock, with the virtual printer and its own store in ``out_dir/state`` so that a demo
     never mixes its numbers into a terminal's records. The session's own guidance timeout is
-    ``max_sim_s``: the limit the help names is the one that stops it.
+    ``max_sim_s``: the limit the help names is the one that stops it. With ``voice`` the station's
+    voice speaks as on a terminal (silently) and what the citizen heard is written to OUT/voice.
     """
     from kiosk.capture.session import State
     from kiosk.station import SimClock, build_station, open_printer
@@ -157,6 +162,7 @@ def run_demo(
         hand_over=keep_a_copy,
         seed=seed,
         wall_clock=wall_clock,  # kiosk.clock.WallClock (tests); None: the machine's clock, trusted
+        voice=voice,
     )
     session, live, lights, receipts = station.session, station.live, station.lights, station.receipts
     result = DemoResult(profile=profile, city=city, face=station.face_name)
@@ -256,6 +262,13 @@ def run_demo(
         result.frames = station.camera.index
     finally:
         result.sim_seconds = clock.t
+        if station.voice is not None:
+            try:
+                result.spoken = station.voice.export(out_dir / "voice")
+            except OSError as exc:
+                result.spoken = []
+                station.voice.reason = f"cannot write {out_dir / 'voice'}: {exc.strerror or exc}"
+            result.voice = station.voice.status()
         result.wall_seconds = time.monotonic() - wall0
         station.close()
         station.close_receipts()
@@ -269,6 +282,7 @@ def demo_command(
     city: str | None = None,
     as_json: bool = False,
     max_sim_s: float = LIMIT_S,
+    voice: bool = False,
 ) -> int:
     """`kiosk demo`: progress and a summary for a person, or one JSON object (also on failure)."""
 
@@ -277,7 +291,9 @@ def demo_command(
             print(line, flush=True)
 
     try:
-        result = run_demo(cfg, out, profile=profile, city=city, max_sim_s=max_sim_s, progress=say)
+        result = run_demo(
+            cfg, out, profile=profile, city=city, max_sim_s=max_sim_s, progress=say, voice=voice
+        )
     except DemoFailed as exc:
         if not as_json:
             raise
@@ -297,4 +313,7 @@ def demo_command(
         printed = (result.handover or {}).get("printed")
         say(f"image number: {result.number} ({result.city}){'' if printed else ', slip NOT printed'}")
         say(f"slip: {result.slip} (ESC/POS bytes: {result.escpos})")
+        if result.spoken is not None:
+            why = (result.voice or {}).get("reason")
+            say(f"voice: {len(result.spoken)} utterances in {out / 'voice'}" + (f" ({why})" if why else ""))
     return 0 if result.compliant else 1

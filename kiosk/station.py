@@ -31,6 +31,8 @@ from kiosk.hw.printer import open_printer as open_real_printer
 from kiosk.receipt.wiring import ReceiptService, cities_for
 from kiosk.sim.citizen import SimCitizen, SimClock
 from kiosk.vision import FaceAnalyzer
+from kiosk.voice import Voice, build_voice
+from kiosk.voice.player import Player as SoundPlayer
 
 log = logging.getLogger("kiosk.station")
 
@@ -53,6 +55,7 @@ class Station:
     receipts: ReceiptService
     session: Session
     citizen: SimCitizen | None  # the simulated citizen, when the camera is simulated
+    voice: Voice | None = None  # spoken prompts: hears the transitions, reads the published state each turn
 
     @property
     def camera(self) -> Camera:
@@ -66,12 +69,16 @@ class Station:
 
     def step(self) -> None:
         self.session.step()
+        if self.voice is not None:
+            self.voice.observe(self.session.hub.state)  # decides only; rendering and sound are its threads'
         if self.citizen is not None:
             self.citizen.after_step()
 
     def close(self) -> None:
         """Devices off and released; the receipts (store, printer) are closed by ``close_receipts``."""
         self.buttons.close()
+        if self.voice is not None:
+            self.voice.close()
         self.live.stop()
         self.lights.off()
         self.lights.close()
@@ -120,6 +127,8 @@ def build_station(
     preflight: Callable[[], dict[str, str] | None] | None = None,
     seed: int | None = None,
     wall_clock: WallClock | None = None,
+    voice: bool = True,
+    sound: SoundPlayer | None = None,
 ) -> Station:
     """Build every part of the station from the configuration.
 
@@ -129,7 +138,8 @@ def build_station(
     keeps a copy of the photo). ``preflight`` is asked before a citizen starts (platform readiness).
     ``wall_clock`` dates the numbers: by default a real station waits for NTP (kiosk.clock), a
     simulated one trusts the development machine's clock; ``clock`` (monotonic) times the session.
-    Receipts recover what a power cut interrupted before the session starts.
+    Receipts recover what a power cut interrupted before the session starts. ``voice`` (with
+    ``[voice] enabled``) speaks the prompts, through ``sound`` or else aplay (nothing in simulation).
     """
     factory = pin_factory(sim)
     lights = Lights.from_config(cfg.hardware, factory)
@@ -182,7 +192,11 @@ def build_station(
         session.listeners.append(citizen.on_transition)
     lights.set(live.lighting.idle())
     buttons = Buttons.from_config(cfg.hardware, lambda name: session.post(name, "button"), factory)
-    return Station(cfg, sim, clock, lights, buttons, analyzer, live, receipts, session, citizen)
+    spoken = build_voice(cfg.voice, cfg.state_dir, sim, clock, player=sound) if voice else None
+    if spoken is not None:
+        hub = session.hub
+        session.listeners.append(lambda old, new: spoken.on_transition(old.value, new.value, hub.state))
+    return Station(cfg, sim, clock, lights, buttons, analyzer, live, receipts, session, citizen, spoken)
 
 
 # --- the simulator's tools the command line offers (so that kiosk.sim has one importer) ---------

@@ -26,10 +26,15 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--profile", help="document profile id (default: config session.default_profile)")
     p.add_argument("--city", help="city id for the receipt (default: the document's first city)")
     p.add_argument("--json", action="store_true", help="one JSON object, also on failure: prompts, photo...")
+    p.add_argument(
+        "--voice",
+        action="store_true",
+        help="speak as the terminal does; what the citizen heard goes to OUT/voice/*.wav",
+    )
 
 
 def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
     from kiosk.demo import demo_command
 
     out = Path(args.out) if args.out else cfg.state_dir / "demo"
-    return demo_command(cfg, out, profile=args.profile, city=args.city, as_json=args.json)
+    return demo_command(cfg, out, profile=args.profile, city=args.city, as_json=args.json, voice=args.voice)

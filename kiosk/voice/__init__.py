@@ -88,10 +88,12 @@ def build_voice(
     sim: bool,
     clock: Callable[[], float] = time.monotonic,
     player: Player | None = None,
-    prepare: bool = True,
+    prepare: bool | None = None,
 ) -> Voice:
     """The voice for a station from ``[voice]`` (enabled, volume, languages, device). Off (with the
-    reason, logged once) when disabled or when espeak-ng is missing; never raises for either."""
+    reason, logged once) when disabled or when espeak-ng is missing; never raises for either.
+    ``prepare`` renders every fixed entry ahead in the background; by default only when there is
+    sound to play (in simulation nothing is rendered until the demo writes out what was heard)."""
     policy = load_policy()
     if not cfg.enabled:
         return Voice(policy, clock, reason="off in the configuration ([voice] enabled = false)")
@@ -105,15 +107,16 @@ def build_voice(
     if not languages:
         return Voice(policy, clock, reason=renderer.reason or "no language to speak")
     cache = WavCache(Path(state_dir) / "cache" / "voice", renderer)
+    sound = player if player is not None else open_player(sim, cfg.device)
     voice = Voice(
         policy,
         clock,
         cache=cache,
-        player=player if player is not None else open_player(sim, cfg.device),
+        player=sound,
         volume=cfg.volume / 100.0,
         languages=languages,
         reason=renderer.reason,
     )
-    if prepare:
+    if prepare or (prepare is None and sound.name != "null"):
         voice.prepare()
     return voice

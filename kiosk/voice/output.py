@@ -67,6 +67,8 @@ class Output:
                 part = self._queue.popleft()
                 self._busy = True
             try:
+                if self.player.name == "null":  # nothing would be played: no render either (simulation)
+                    continue
                 wav = self.cache.get(part.id, part.lang, part.slow)
                 with self._cond:
                     current = part.gen == self._gen
