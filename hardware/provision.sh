@@ -3,7 +3,11 @@
 # can be re-run. See hardware/README.md.
 #
 #   provision.sh --bundle FILE --trusted-root ROOT.json [--repo URL] [--config TOML]
-#                [--root DIR --no-system] [--restart-command CMD] [--update-option OPT]...
+#                [--station ID] [--root DIR --no-system] [--restart-command CMD] [--update-option OPT]...
+#
+# --station ID (receipt.station, 3 digits): make this terminal's TLS key in /etc/kiosk/tls/ (EC P-256,
+# 0600 kiosk:kiosk; it never leaves the terminal) and print its certificate request (CN = the station)
+# for the platform's CA to sign; install the certificate as /etc/kiosk/tls/terminal.pem.
 #
 # --root DIR --no-system: install into a directory tree (no apt, no systemctl, no raspi-config);
 # the tests use it, with --restart-command / --update-option (passed to `kiosk update apply`,
@@ -19,6 +23,7 @@ bundle=""
 trusted=""
 repo=""
 config=""
+station=""
 restart=()
 
 die() { echo "provision: $*" >&2; exit 2; }
@@ -28,17 +33,19 @@ while [ $# -gt 0 ]; do
         --trusted-root) trusted=$2; shift 2 ;;
         --repo) repo=$2; shift 2 ;;
         --config) config=$2; shift 2 ;;
+        --station) station=$2; shift 2 ;;
         --root) root=$2; shift 2 ;;
         --no-system) system=0; shift ;;
         --restart-command) restart+=(--restart-command "$2"); shift 2 ;;
         --update-option) restart+=("$2"); shift 2 ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) die "unknown option $1" ;;
     esac
 done
 [ -d "$src/systemd" ] && [ -d "$src/kiosk" ] || die "run it from a kiosk checkout ($src has no systemd/ or kiosk/)"
 [ -z "$trusted" ] || [ -f "$trusted" ] || die "trusted root not found: $trusted"
 [ -z "$bundle" ] || [ -f "$bundle" ] || die "bundle not found: $bundle"
+[ -z "$station" ] || [[ "$station" =~ ^[0-9]{3}$ ]] || die "--station: expected 3 digits (receipt.station), got $station"
 [ "$system" = 1 ] && [ "$(id -u)" != 0 ] && die "run as root"
 R=${root%/}
 step() { echo "provision: $*"; }
@@ -95,6 +102,27 @@ fi
 chmod 0755 "$R/etc/kiosk"
 chmod 0644 "$R/etc/kiosk/kiosk.toml"
 if [ "$(id -u)" = 0 ]; then chown root:root "$R/etc/kiosk" "$R/etc/kiosk/kiosk.toml"; fi
+
+if [ -n "$station" ]; then
+    step "terminal key and certificate request (station $station; the key never leaves this terminal)"
+    tls="$R/etc/kiosk/tls"
+    install -d -m 0750 "$tls"
+    if [ ! -s "$tls/terminal.key" ]; then  # re-running keeps the key (and a certificate signed for it)
+        (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tls/terminal.key.new")
+        mv "$tls/terminal.key.new" "$tls/terminal.key"
+    fi
+    chmod 0600 "$tls/terminal.key"
+    if [ "$(id -u)" = 0 ]; then  # the service's user, as the target root's sysusers made it
+        kuid=$(awk -F: '$1=="kiosk"{print $3}' "$R/etc/passwd")
+        kgid=$(awk -F: '$1=="kiosk"{print $3}' "$R/etc/group")
+        chown root:"$kgid" "$tls"
+        chown "$kuid:$kgid" "$tls/terminal.key"
+    fi
+    openssl req -new -sha256 -key "$tls/terminal.key" -subj "/O=kiosk terminal/CN=$station" -out "$tls/terminal.csr"
+    echo "provision: have the platform's CA sign this request, install the certificate as /etc/kiosk/tls/terminal.pem,"
+    echo "provision: then set [receipt] platform_cert = \"/etc/kiosk/tls/terminal.pem\", platform_key = \"/etc/kiosk/tls/terminal.key\""
+    cat "$tls/terminal.csr"
+fi
 
 py=${KIOSK_PYTHON:-}
 if [ -z "$py" ]; then

@@ -364,3 +364,43 @@ def test_a_demo_session_with_the_platform_authority_over_mutual_tls(server, pki,
         stored = s.number(result.number)
         assert stored is not None and stored.issued_at == start_t - 3600.0
     assert os.path.getsize(tmp_path / "demo" / "slip.png") > 0
+
+
+# --- provisioning: the key is made on the terminal, only the request leaves it ------------------------
+
+
+def test_provision_makes_the_terminal_key_and_prints_a_request_the_platform_ca_signs(tmp_path, pki):
+    from cryptography import x509
+
+    root = tmp_path / "sys"
+    env = dict(os.environ, KIOSK_PYTHON=sys.executable)
+    env.pop("KIOSK_CONFIG", None)
+    cmd = [str(ROOT / "hardware/provision.sh"), "--root", str(root), "--no-system", "--station", "001"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    key = root / "etc/kiosk/tls/terminal.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    if os.geteuid() == 0:  # owned by the target root's kiosk user (sysusers)
+        passwd = (root / "etc/passwd").read_text()
+        uid = int(re.search(r"^kiosk:[^:]*:(\d+):", passwd, re.M).group(1))
+        assert key.stat().st_uid == uid
+    csr_pem = re.search(r"-----BEGIN CERTIFICATE REQUEST-----.*?-----END CERTIFICATE REQUEST-----\n",
+                        proc.stdout, re.S).group(0)
+    assert "PRIVATE KEY" not in proc.stdout + proc.stderr  # only the request is shown
+    csr = x509.load_pem_x509_csr(csr_pem.encode())
+    assert csr.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)[0].value == "001"
+
+    # the CA signs it; Python's ssl (OpenSSL 3) takes the provisioned key for mutual TLS
+    cert = pki.ca.sign_csr(csr_pem.encode(), "provisioned")
+    with PlatformServer(tls=ServerTls(pki.server.cert, pki.server.key, pki.ca.pem)) as srv:
+        c = PlatformClient(srv.url, ca=str(pki.ca.pem), cert=str(cert), key=str(key))
+        n = _upload(c)["number"]
+        assert srv.platform.by_number[n]["terminal"] == "001"
+
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)  # idempotent
+    assert again.returncode == 0 and x509.load_pem_x509_csr(
+        re.search(r"-----BEGIN CERTIFICATE REQUEST-----.*?-----END CERTIFICATE REQUEST-----\n",
+                  again.stdout, re.S).group(0).encode()
+    ).public_key() == csr.public_key()  # the same key: a certificate already signed stays valid
+    bad = subprocess.run([*cmd[:-1], "1"], capture_output=True, text=True, env=env, timeout=60)
+    assert bad.returncode == 2 and "--station: expected 3 digits" in bad.stderr
