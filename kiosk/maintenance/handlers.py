@@ -415,13 +415,14 @@ class ConsoleHandlers:
             raise InputError(f"update: unknown action {action!r}")
         if session_active(self.ctx):
             raise KioskError("a citizen's session is running; try again when the terminal is idle")
-        outcome = updater.apply(str(args.get("bundle", ""))) if action == "apply" else updater.rollback()
-        try:
-            from kiosk.fleet.updater import describe
+        from kiosk.fleet import manage
+        from kiosk.fleet.updater import describe
 
-            return {"result": describe(outcome)}
-        except (ImportError, AttributeError, TypeError):
-            return {"result": str(outcome)}
+        # the CLI's path: the updater lock (timer, CLI and console never run at once), then recovery of
+        # an interrupted update before anything else
+        bundle = str(args.get("bundle", ""))
+        outcomes = manage.apply(updater, bundle) if action == "apply" else manage.rollback(updater)  # type: ignore[arg-type]
+        return {"result": "; ".join(describe(o) for o in outcomes) or "nothing to do"}
 
     def service_restart(self, args: dict[str, Any]) -> dict[str, Any]:
         restart = _need(self.ctx.restart, "service restart")
