@@ -20,6 +20,7 @@ class LiveLoop:
     # frames between runs of the full-range detector (tracking follows one face; this sees the
     # others, also a second person standing further back that the short-range detector misses)
     COUNT_EVERY = 10
+    LOOK_EVERY = 3  # frames between readings of the head covering and the sharpness (10 Hz at 30 fps)
 
     def __init__(self, analyzer: Any, rules: Rules, lights: Any | None = None):
         self.analyzer, self.base_rules, self.lights = analyzer, rules, lights
@@ -28,6 +29,8 @@ class LiveLoop:
         self.lighting = LightingLoop(rules.lighting)
         self.n = 0
         self.faces = 0
+        self.covered: bool | None = None
+        self.sharp: float | None = None
         self.last: Guidance | None = None
 
     def start(self, thresholds: dict[str, Any]) -> None:
@@ -35,6 +38,7 @@ class LiveLoop:
         self.guide = Guide(self.rules)
         self.analyzer.reset()
         self.n = 0
+        self.covered = self.sharp = None
         self.last = None
         self._set(self.lighting.reset())
 
@@ -56,11 +60,14 @@ class LiveLoop:
         self.n += 1
         light = measure_light(rgb, face) if face is not None else None
         self._set(self.lighting.update(light))
-        covered = sharp = None
-        if face is not None:
+        if face is None:
+            self.covered = self.sharp = None
+        elif (self.n - 1) % self.LOOK_EVERY == 0 or self.sharp is None:
             hc = head_covering(rgb, face.landmarks, face.eye_centers)
-            covered = hc.covered if hc is not None else None
-            sharp = sharpness_at_scale(rgb, face.landmarks, face.eye_centers)  # the photo check's measure
+            self.covered = hc.covered if hc is not None else None
+            # the photo check's own measures, so guidance is never laxer than the final check
+            self.sharp = sharpness_at_scale(rgb, face.landmarks, face.eye_centers)
+        covered, sharp = self.covered, self.sharp
         size = (rgb.shape[1], rgb.shape[0])
         m = measure_frame(self.faces, face, size, light, self.rules.target_eye_y, covered)
         if sharp is not None:

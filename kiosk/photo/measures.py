@@ -194,11 +194,23 @@ def sharpness_at_scale(rgb: np.ndarray, landmarks: np.ndarray, eye_centers: np.n
     if ied < 1:
         return 0.0
     s = ALIGNED_IED / ied
+    # only the region the levelled crop needs is resampled (a live frame or a 12 MP still alike)
+    full = level_matrix(eye_centers[0], eye_centers[1], ALIGNED_IED, (ALIGNED_SIZE[0] / 2, ALIGNED_EYES_Y))
+    inv = cv2.invertAffineTransform(full)
+    w_out, h_out = ALIGNED_SIZE
+    corners = (
+        np.array([[0, 0], [w_out, 0], [0, h_out], [w_out, h_out]], np.float64) @ inv[:, :2].T + inv[:, 2]
+    )
     h, w = rgb.shape[:2]
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
-    k = np.array([size[0] / w, size[1] / h])
-    eyes, lm = eye_centers[:, :2] * k, landmarks[:, :2] * k
+    x0, y0 = np.maximum(np.floor(corners.min(axis=0)).astype(int) - 4, 0)
+    x1, y1 = np.minimum(np.ceil(corners.max(axis=0)).astype(int) + 4, [w, h])
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return 0.0
+    region = rgb[y0:y1, x0:x1]
+    size = (max(1, round((x1 - x0) * s)), max(1, round((y1 - y0) * s)))
+    small = cv2.resize(region, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    k = np.array([size[0] / (x1 - x0), size[1] / (y1 - y0)])
+    eyes, lm = (eye_centers[:, :2] - (x0, y0)) * k, (landmarks[:, :2] - (x0, y0)) * k
     m = level_matrix(eyes[0], eyes[1], ALIGNED_IED, (ALIGNED_SIZE[0] / 2, ALIGNED_EYES_Y))
     crop = cv2.warpAffine(small, m, ALIGNED_SIZE, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     valid = (
