@@ -404,3 +404,18 @@ def test_provision_makes_the_terminal_key_and_prints_a_request_the_platform_ca_s
     ).public_key() == csr.public_key()  # the same key: a certificate already signed stays valid
     bad = subprocess.run([*cmd[:-1], "1"], capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 2 and "--station: expected 3 digits" in bad.stderr
+
+
+def test_the_upload_outbox_waits_for_the_clock_too(server, pki, tmp_path):
+    from kiosk.receipt.outbox import run_outbox
+
+    clock = SetClock(synced=False)
+    with Store(tmp_path) as s:
+        issue_receipt(s, LocalAuthority("001", upload=True), None, "id_card", "shenzhen", jpeg())
+        c = _client(server.url, pki)
+        with pytest.raises(ClockNotSet):
+            run_outbox(s, c, clock=clock)
+        assert c.attempts == 0 and [o["state"] for o in s.outbox()] == ["pending"]
+        clock.t, clock.synced = time.time(), True
+        assert run_outbox(s, c, clock=clock)["sent"] == 1
+    assert [r["terminal"] for r in server.platform.records()] == ["001"]

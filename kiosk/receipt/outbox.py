@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from kiosk.clock import WallClock, trusted_now
 from kiosk.receipt.layouts import load_layouts
 from kiosk.receipt.platform import PlatformClient, PlatformError, PlatformRejected
 from kiosk.store import Store
@@ -21,9 +22,16 @@ def _backoff(attempts: int) -> float:
     return min(MAX_BACKOFF_S, 30.0 * 2 ** min(attempts, 10))
 
 
-def run_outbox(store: Store, client: PlatformClient, now: float | None = None) -> dict[str, int]:
-    """One pass over the due entries; returns how many were sent, confirmed, rejected or failed."""
-    now = time.time() if now is None else now
+def run_outbox(
+    store: Store, client: PlatformClient, now: float | None = None, clock: WallClock | None = None
+) -> dict[str, int]:
+    """One pass over the due entries; returns how many were sent, confirmed, rejected or failed.
+
+    Retries are scheduled and reviews dated in wall time, so nothing is sent while ``clock`` is not
+    synchronised (ClockNotSet): a clock that ran ahead would hold every retry back once NTP sets it.
+    """
+    if now is None:
+        now = trusted_now(clock) if clock is not None else time.time()
     counts = {"sent": 0, "confirmed": 0, "rejected": 0, "pending_review": 0, "failed": 0}
     layouts = load_layouts()
     for row in store.outbox_due(now):

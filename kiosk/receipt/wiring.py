@@ -139,7 +139,8 @@ class ReceiptService:
         if self.cfg.receipt.authority != "platform" and not self.cfg.receipt.upload:
             raise KioskError("uploads are off (receipt.upload = false with the local authority)")
         with self.lock:
-            return run_outbox(self.store, platform_client(self.cfg, getattr(self.authority, "clock", None)))
+            clock = getattr(self.authority, "clock", None)
+            return run_outbox(self.store, platform_client(self.cfg, clock), clock=clock)
 
     def close(self) -> None:
         self.store.close()
