@@ -117,6 +117,8 @@ def run_demo(
     progress: Callable[[str], None] | None = None,
     wall_clock: Any = None,
     voice: bool = False,
+    lang: str = "zh",
+    large_text: bool = False,
 ) -> DemoResult:
     """Run one simulated session to the printed slip; DemoFailed (with the result so far) when it
     does not get there, InputError for an unknown document or city.
@@ -126,6 +128,7 @@ def run_demo(
     never mixes its numbers into a terminal's records. The session's own guidance timeout is
     ``max_sim_s``: the limit the help names is the one that stops it. With ``voice`` the station's
     voice speaks as on a terminal (silently) and what the citizen heard is written to OUT/voice.
+    ``lang`` and ``large_text`` are what the citizen chooses on the idle screen before starting.
     """
     from kiosk.capture.session import State
     from kiosk.station import SimClock, build_station, open_printer
@@ -189,6 +192,10 @@ def run_demo(
     session.listeners.append(on_transition)
     dt = 1.0 / cfg.hardware.fps
     last_prompt: str | None = None
+    if lang != "zh":
+        session.post("lang", lang=lang)
+    if large_text:
+        session.post("large_text")
     session.post("start")
     started = False
     # a hard bound on the loop, past the session's own timeouts (choose, consent, review, guidance)
@@ -283,6 +290,8 @@ def demo_command(
     as_json: bool = False,
     max_sim_s: float = LIMIT_S,
     voice: bool = False,
+    lang: str = "zh",
+    large_text: bool = False,
 ) -> int:
     """`kiosk demo`: progress and a summary for a person, or one JSON object (also on failure)."""
 
@@ -292,7 +301,8 @@ def demo_command(
 
     try:
         result = run_demo(
-            cfg, out, profile=profile, city=city, max_sim_s=max_sim_s, progress=say, voice=voice
+            cfg, out, profile=profile, city=city, max_sim_s=max_sim_s, progress=say, voice=voice,
+            lang=lang, large_text=large_text,
         )
     except DemoFailed as exc:
         if not as_json:

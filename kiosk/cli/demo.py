@@ -31,10 +31,15 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         action="store_true",
         help="speak as the terminal does; what the citizen heard goes to OUT/voice/*.wav",
     )
+    p.add_argument("--lang", choices=("zh", "en"), default="zh", help="the citizen's language (default zh)")
+    p.add_argument("--large-text", action="store_true", help="the citizen turns on large text, slow speech")
 
 
 def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
     from kiosk.demo import demo_command
 
     out = Path(args.out) if args.out else cfg.state_dir / "demo"
-    return demo_command(cfg, out, profile=args.profile, city=args.city, as_json=args.json, voice=args.voice)
+    return demo_command(
+        cfg, out, profile=args.profile, city=args.city, as_json=args.json, voice=args.voice,
+        lang=args.lang, large_text=args.large_text,
+    )
