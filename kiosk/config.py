@@ -143,6 +143,23 @@ class VoiceConfig:
 
 
 @dataclass(frozen=True)
+class MonitorConfig:
+    """Fleet monitoring over MQTT (kiosk.monitor): where this terminal reports its state; read-only."""
+
+    broker: str = ""  # mqtts://host:port (plain mqtt:// only to a loopback address); "": monitoring off
+    hall: str = ""  # the hall's id in the topics kiosk/<hall>/<station>/...: letters, digits, _ and -
+    keepalive_s: int = 30  # the broker reports the terminal offline after 1.5 x this without a word
+    username: str = ""  # with password_file; by convention <hall>/<station> (the ACL's %u)
+    password_file: str = ""  # one line; not readable by other users
+    client_cert: str = ""  # or a per-terminal TLS client certificate (CN <hall>/<station>) ...
+    client_key: str = ""  # ... and its key, not readable by other users
+    ca_file: str = ""  # CA bundle the broker's certificate is checked against; "": the system's
+    state_every_s: float = 60.0  # the state is republished at least this often, changed or not
+    poll_s: float = 5.0  # how often the state is read for changes
+    queue_max: int = 256  # messages held while the broker is away (the oldest dropped, counted)
+
+
+@dataclass(frozen=True)
 class Config:
     state_dir: Path = field(default_factory=lambda: default_state_dir())
     vision: VisionConfig = field(default_factory=VisionConfig)
@@ -151,6 +168,7 @@ class Config:
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     fleet: FleetConfig = field(default_factory=FleetConfig)
     receipt: ReceiptConfig = field(default_factory=ReceiptConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
     voice: VoiceConfig = field(default_factory=VoiceConfig)
     # where it came from; not a setting (``config get`` does not list it)
     source: ConfigSource = field(default_factory=lambda: ConfigSource(), compare=False, repr=False)
@@ -270,6 +288,10 @@ def _validate(obj: Any, prefix: str) -> None:
             raise ConfigError(f"config key {prefix}languages: a list of distinct zh, en")
     if isinstance(obj, ConsoleConfig):
         _validate_console(obj, prefix)
+    if isinstance(obj, MonitorConfig):
+        problem = _check_monitor(obj)
+        if problem:
+            raise ConfigError(f"config key {prefix}{problem}")
     if isinstance(obj, FleetConfig):
         if obj.repository_url and not obj.repository_url.startswith(("https://", "http://", "file://")):
             raise ConfigError(f"config key {prefix}repository_url: expected https://, http:// or file://")
@@ -421,6 +443,48 @@ def _check_platform_tls(rc: ReceiptConfig) -> str | None:
             return f"{name}: {exc.strerror or exc}: {path}"
         if name == "platform_key" and st.st_mode & 0o077:
             return f"{name}: {path} is readable by others (mode {st.st_mode & 0o777:04o}); make it 0600"
+    return None
+
+
+def _check_monitor(mc: MonitorConfig) -> str | None:
+    """"<key>: why" for the first problem of the [monitor] section (monitoring off: only the numbers)."""
+    import urllib.parse
+
+    limits = (("keepalive_s", 1, 3600), ("state_every_s", 1, 60), ("poll_s", 0.1, 60),
+              ("queue_max", 1, 100000))
+    for name, lo, hi in limits:
+        if not lo <= getattr(mc, name) <= hi:
+            return f"{name}: must be between {lo} and {hi}"
+    if not mc.broker:
+        return None
+    url = urllib.parse.urlsplit(mc.broker)
+    try:
+        port = url.port
+    except ValueError:
+        port = -1
+    if url.scheme not in ("mqtt", "mqtts") or not url.hostname or port == -1 or url.path not in ("", "/"):
+        return f"broker: expected mqtt://HOST:PORT or mqtts://HOST:PORT, not {mc.broker!r}"
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", mc.hall):
+        return f"hall: expected 1 to 64 letters, digits, _ or - (a topic level), not {mc.hall!r}"
+    if url.scheme == "mqtt" and _check_loopback(url.hostname) is not None:
+        return f"broker: plain mqtt:// only to a loopback address; use mqtts:// for {url.hostname!r}"
+    if bool(mc.username) != bool(mc.password_file):
+        return "password_file: username and password_file go together"
+    if bool(mc.client_cert) != bool(mc.client_key):
+        return "client_key: client_cert and client_key go together"
+    if (mc.client_cert or mc.ca_file) and url.scheme != "mqtts":
+        return "broker: a client certificate or CA file needs mqtts://"
+    for name in ("ca_file", "client_cert", "client_key", "password_file"):
+        path = getattr(mc, name)
+        if not path:
+            continue
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            return f"{name}: {exc.strerror or exc}: {path}"
+        if name in ("client_key", "password_file") and st.st_mode & 0o007:
+            mode = st.st_mode & 0o777
+            return f"{name}: {path} is readable by other users (mode {mode:04o}); make it 0640 or 0600"
     return None
 
 

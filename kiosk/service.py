@@ -141,6 +141,8 @@ class Service:
         self.readiness_every_s = READINESS_EVERY_S
         self._background = threading.Thread(target=self._background_loop, name="background", daemon=True)
         self.memory = self._memory_guard()
+        self.monitor_error: str | None = None
+        self.monitor = self._monitor()  # kiosk.monitor: MQTT state for the fleet ([monitor] broker)
         self.restart_reason = "restart requested from the console"
 
     def _memory_guard(self) -> Any:
@@ -153,6 +155,80 @@ class Service:
             probes["printer_held_mb"] = lambda: round(device.held_bytes() / 2**20, 3)
         ceiling = getattr(getattr(self.cfg, "service", None), "memory_ceiling_mb", 0.0)
         return MemoryGuard.from_env(ceiling, probes=probes)
+
+    def _monitor(self) -> Any:
+        """Fleet monitoring (kiosk.monitor), handed a snapshot of counts and device states, never the
+        store or the session; its publishing runs on its own threads. None when not configured."""
+        if not self.cfg.monitor.broker:
+            return None
+        from kiosk.monitor import Monitor, MonitorError
+
+        self._printer_seen: dict[str, Any] = {"paper": "unknown", "fault": None}
+        self._platform_seen: tuple[float, bool | None] = (float("-inf"), None)
+        try:
+            mon = Monitor(
+                self.cfg.monitor,
+                self.cfg.receipt.station,
+                self._monitor_snapshot,
+                version=__version__,
+                state_dir=self.cfg.state_dir,
+                timezone=self.cfg.receipt.timezone,
+            )
+        except MonitorError as exc:  # monitoring is not worth a terminal that does not start
+            self.monitor_error = str(exc)
+            log.warning("monitoring off: %s", exc)
+            return None
+        self.session.listeners.append(mon.session_changed)
+        return mon
+
+    def _monitor_snapshot(self) -> dict[str, Any]:
+        """What the monitor publishes, read on its thread: counts and device states, no personal data.
+        The printer is asked only when no slip is being printed (else its last answer stands)."""
+        from kiosk.station import monitor_counts
+
+        snap: dict[str, Any] = {
+            "session": self.session.state.value,
+            "camera_ok": not self.session.camera_failed,
+        }
+        try:
+            snap["lights_ok"] = len(self.lights.levels) > 0  # the LED driver answers (no feedback wire)
+        except Exception:  # noqa: BLE001 - a driver failure is what this reports
+            snap["lights_ok"] = False
+        if self.receipts.lock.acquire(blocking=False):
+            try:
+                st = self.receipts.printer.status()
+                self._printer_seen = {
+                    "paper": "unknown" if st is None else
+                    "out" if st.paper_out else "low" if st.paper_near_end else "ok",
+                    "fault": None if st is None else st.fault,
+                }
+            except KioskError as exc:
+                self._printer_seen = {"paper": "unknown", "fault": getattr(exc, "code", "error")}
+            finally:
+                self.receipts.lock.release()
+        snap["printer"] = self._printer_seen
+        try:
+            snap.update(monitor_counts(self.receipts.store, self.cfg.receipt.timezone))
+            snap["store"] = "ok" if self.receipts.numbers_state() == "issuing" else "refused"
+        except KioskError:
+            snap["store"] = "error"
+        if self.cfg.receipt.authority == "platform":
+            at, ok = self._platform_seen
+            if time.monotonic() - at >= READINESS_EVERY_S:
+                ok = self._preflight() is None
+                self._platform_seen = (time.monotonic(), ok)
+            snap["platform_reachable"] = ok
+        try:
+            from kiosk.fleet.manage import make_updater
+
+            up = make_updater(self.cfg.fleet, self.cfg.state_dir).status()
+            last = up.get("last") or {}
+            snap["release"] = up.get("current")
+            snap["update"] = {"phase": up.get("phase"), "pending": up.get("pending"),
+                              "last": last.get("status"), "last_at": last.get("at")}
+        except (KioskError, OSError):
+            snap["update"] = {"phase": "unknown"}
+        return snap
 
     def _check_memory(self) -> None:
         """Between two turns at idle (no citizen can be cut short): over the ceiling, leave the main
@@ -243,6 +319,7 @@ class Service:
             "simulated": self.sim,
             "memory": self.memory.status(),
             "numbers": self.receipts.numbers_state(),  # REFUSED after a lost database (kiosk.store)
+            "monitor": self.monitor.status() if self.monitor is not None else self.monitor_error,
         }
 
     def start(self) -> Service:
@@ -256,6 +333,8 @@ class Service:
                 f"service API: cannot listen on {self.api_path}: {exc.strerror or exc}"
             ) from None
         self._background.start()
+        if self.monitor is not None:
+            self.monitor.start()
         status = self.fleet.ready(self._startup_checks())
         remember_started(self.cfg)  # the technician's file that started: the fallback from now on
         log.info("service %s: UI %s, API %s", status, self.ui.url, self.api_path)
@@ -291,6 +370,8 @@ class Service:
         self.stop_event.set()
 
     def close(self) -> None:
+        if self.monitor is not None:
+            self.monitor.stop()  # "offline", retained; bounded wait
         self.fleet.stopping()
         self.ui.close()
         self.api.close()

@@ -199,6 +199,40 @@ def build_station(
     return Station(cfg, sim, clock, lights, buttons, analyzer, live, receipts, session, citizen, spoken)
 
 
+def monitor_counts(store: Any, timezone: str, now: float | None = None) -> dict[str, Any]:
+    """What fleet monitoring (kiosk.monitor) is told of the records: counts only -- numbers issued
+    today, session outcomes today, queued prints, the upload backlog and its oldest age -- never a
+    number, a choice or a photo (the monitor never sees the store itself)."""
+    import datetime
+    import zoneinfo
+
+    now = time.time() if now is None else now
+    tz = zoneinfo.ZoneInfo(timezone)
+    midnight = datetime.datetime.fromtimestamp(now, tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    since = midnight.timestamp()
+    db = store.db
+    issued = db.execute("SELECT COUNT(*) FROM numbers WHERE issued_at >= ?", (since,)).fetchone()[0]
+    outcomes = {
+        r[0]: r[1]
+        for r in db.execute(
+            "SELECT outcome, COUNT(*) FROM sessions WHERE started_at >= ? AND outcome IS NOT NULL "
+            "GROUP BY outcome",
+            (since,),
+        )
+    }
+    queued = db.execute("SELECT COUNT(*) FROM print_jobs WHERE state IN ('queued', 'printing')").fetchone()[0]
+    backlog, oldest = db.execute(
+        "SELECT COUNT(*), MIN(n.issued_at) FROM outbox o JOIN numbers n ON n.session_id = o.session_id "
+        "WHERE o.state IN ('pending', 'sent')"
+    ).fetchone()
+    return {
+        "numbers_today": issued,
+        "sessions_today": outcomes,
+        "queued_prints": queued,
+        "outbox": {"backlog": backlog, "oldest_s": None if oldest is None else max(0.0, now - oldest)},
+    }
+
+
 # --- the simulator's tools the command line offers (so that kiosk.sim has one importer) ---------
 
 

@@ -12,7 +12,7 @@ import os
 import sys
 
 from kiosk import __version__
-from kiosk.cli import analyze, console, demo, photo, platform, receipt, run, store, update
+from kiosk.cli import analyze, console, demo, fleet, photo, platform, receipt, run, store, update
 from kiosk.cli.common import Parser, common_options, stdout_closed
 from kiosk.config import load_config
 from kiosk.errors import KioskError
@@ -32,7 +32,7 @@ Every command takes --config FILE ($KIOSK_CONFIG) and --state-dir DIR ($KIOSK_ST
 or after its name; `kiosk COMMAND --help` tells more. Bad input is one line on stderr and exit 2."""
 
 #: Command groups in the order `kiosk --help` lists them: the citizen's job first, service tools last.
-GROUPS = (demo, run, analyze, photo, receipt, platform, store, console, update)
+GROUPS = (demo, run, analyze, photo, receipt, platform, store, console, update, fleet)
 
 
 def build_parser() -> Parser:
