@@ -40,8 +40,7 @@ class Speaker:
         self.policy, self.sink, self.clock = policy, sink, clock
         self.languages = tuple(languages)
         self._last: dict[tuple[str, str], float] = {}  # (id, lang) -> when it was last said
-        self._prompt: tuple[str, str] | None = None  # the prompt showing (id, lang) and said
-        self._prompt_said = 0.0
+        self._prompt: tuple[str, str] | None = None  # the prompt showing (id, lang)
         self._count: int | None = None  # the countdown number last reached
         self._counts = policy.countdown_ids()
 
@@ -97,10 +96,10 @@ class Speaker:
         if not prompt or lang is None:
             self._prompt = None
             return
-        key = (str(prompt), lang)
+        key, id_ = (str(prompt), lang), f"prompt.{prompt}"
         repeat = self.policy.repeat_while_shown_s
-        again = key == self._prompt and repeat > 0 and self.clock() - self._prompt_said >= repeat
+        said = self._last.get((id_, lang), -math.inf)
+        again = key == self._prompt and repeat > 0 and self.clock() - said >= repeat
         if key != self._prompt or again:
             self._prompt = key
-            if self._say([f"prompt.{prompt}"], self.policy.prompt, "prompt", snap) or not again:
-                self._prompt_said = self.clock()
+            self._say([id_], self.policy.prompt, "prompt", snap)
