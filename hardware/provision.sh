@@ -3,11 +3,16 @@
 # can be re-run. See hardware/README.md.
 #
 #   provision.sh --bundle FILE --trusted-root ROOT.json [--repo URL] [--config TOML]
-#                [--station ID] [--root DIR --no-system] [--restart-command CMD] [--update-option OPT]...
+#                [--station ID] [--broker mqtts://HOST:PORT --hall HALL]
+#                [--root DIR --no-system] [--restart-command CMD] [--update-option OPT]...
 #
 # --station ID (receipt.station, 3 digits): make this terminal's TLS key in /etc/kiosk/tls/ (EC P-256,
 # 0600 kiosk:kiosk; it never leaves the terminal) and print its certificate request (CN = the station)
 # for the platform's CA to sign; install the certificate as /etc/kiosk/tls/terminal.pem.
+#
+# --broker URL --hall HALL: fleet monitoring ([monitor] in kiosk.toml; hardware/mosquitto/ has the
+# broker's configuration and ACL). With --station, also a request for the monitoring certificate
+# (same key, CN = HALL/STATION, the broker ACL's %u) for the fleet's monitoring CA.
 #
 # --root DIR --no-system: install into a directory tree (no apt, no systemctl, no raspi-config);
 # the tests use it, with --restart-command / --update-option (passed to `kiosk update apply`,
@@ -24,6 +29,8 @@ trusted=""
 repo=""
 config=""
 station=""
+broker=""
+hall=""
 restart=()
 
 die() { echo "provision: $*" >&2; exit 2; }
@@ -34,11 +41,13 @@ while [ $# -gt 0 ]; do
         --repo) repo=$2; shift 2 ;;
         --config) config=$2; shift 2 ;;
         --station) station=$2; shift 2 ;;
+        --broker) broker=$2; shift 2 ;;
+        --hall) hall=$2; shift 2 ;;
         --root) root=$2; shift 2 ;;
         --no-system) system=0; shift ;;
         --restart-command) restart+=(--restart-command "$2"); shift 2 ;;
         --update-option) restart+=("$2"); shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) die "unknown option $1" ;;
     esac
 done
@@ -46,6 +55,8 @@ done
 [ -z "$trusted" ] || [ -f "$trusted" ] || die "trusted root not found: $trusted"
 [ -z "$bundle" ] || [ -f "$bundle" ] || die "bundle not found: $bundle"
 [ -z "$station" ] || [[ "$station" =~ ^[0-9]{3}$ ]] || die "--station: expected 3 digits (receipt.station), got $station"
+[ -z "$broker" ] || [[ "$broker" =~ ^mqtts?://[A-Za-z0-9.:-]+:[0-9]+$ ]] || die "--broker: expected mqtts://HOST:PORT, got $broker"
+[ -z "$broker" ] || [[ "$hall" =~ ^[A-Za-z0-9_-]{1,64}$ ]] || die "--hall: expected letters, digits, _ or - (needed with --broker), got '$hall'"
 [ "$system" = 1 ] && [ "$(id -u)" != 0 ] && die "run as root"
 R=${root%/}
 step() { echo "provision: $*"; }
@@ -92,6 +103,7 @@ if [ ! -f "$R/etc/kiosk/kiosk.toml" ]; then
         cat "$here/pinmap.toml"
         printf '\n[fleet]\nroot = "/opt/kiosk"\n'
         [ -z "$repo" ] || printf 'repository_url = "%s"\n' "$repo"
+        [ -z "$broker" ] || printf '\n[monitor]\nbroker = "%s"\nhall = "%s"\n' "$broker" "$hall"
         [ -z "$config" ] || cat "$config"
     } > "$R/etc/kiosk/kiosk.toml.new"
     chmod 0644 "$R/etc/kiosk/kiosk.toml.new"
@@ -122,6 +134,12 @@ if [ -n "$station" ]; then
     echo "provision: have the platform's CA sign this request, install the certificate as /etc/kiosk/tls/terminal.pem,"
     echo "provision: then set [receipt] platform_cert = \"/etc/kiosk/tls/terminal.pem\", platform_key = \"/etc/kiosk/tls/terminal.key\""
     cat "$tls/terminal.csr"
+    if [ -n "$broker" ]; then  # the monitoring broker's CA signs a second certificate for the same key
+        openssl req -new -sha256 -key "$tls/terminal.key" -subj "/O=kiosk terminal/CN=$hall\/$station" -out "$tls/monitor.csr"
+        echo "provision: have the monitoring CA sign monitor.csr (CN $hall/$station), install it as /etc/kiosk/tls/monitor.pem,"
+        echo "provision: then set [monitor] client_cert = \"/etc/kiosk/tls/monitor.pem\", client_key = \"/etc/kiosk/tls/terminal.key\""
+        cat "$tls/monitor.csr"
+    fi
 fi
 
 py=${KIOSK_PYTHON:-}
