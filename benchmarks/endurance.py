@@ -2,10 +2,10 @@
 
 The service runs as its own process (temporary state directory and configuration, a free port).
 Each session is driven through the UI's ``/event`` endpoint like the touchscreen does (start ->
-choose -> consent -> guided by the simulated citizen -> review -> accept -> done -> idle), with the
-screen's streams open (the state as Server-Sent Events for the whole run, the live picture as
-MJPEG while the camera is live). After each session, back at idle, the process's RSS, open file
-descriptors and threads are read from /proc, with the session's wall time.
+choose -> consent -> requirements -> guided by the simulated citizen -> review -> accept -> done
+-> idle), with the screen's streams open (the state as Server-Sent Events for the whole run, the
+live picture as MJPEG while the camera is live). After each session, back at idle, the process's
+RSS, open file descriptors and threads are read from /proc, with the session's wall time.
 
 Printed as JSON: one row per session; the RSS slope after the warm-up (least squares, MB per
 session), fd/thread min and max, the last session's time against the tenth's, and whether every
@@ -270,6 +270,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 res = one_session(ui, port, args.session_timeout)
             except (RuntimeError, TimeoutError) as exc:
                 error = f"session {i}: {exc}"
+                break
+            except KeyboardInterrupt:  # Ctrl-C: the sessions so far are still a measurement
+                error = f"interrupted in session {i}"
                 break
             dt = time.monotonic() - t0
             time.sleep(args.settle_s)  # the service's idle pass (memory check, trim) after the session
