@@ -268,7 +268,7 @@ def test_wrong_pins_delay_grow_then_lockout(tmp_path):
         t.expect("PIN: ", timeout=5)
         assert time.monotonic() - t0 >= 1.5
         t.line("12ab")  # line noise is not an attempt
-        t.expect("4 to 16 digits")
+        t.expect("6 to 16 digits")
         t.expect("PIN: ")
         t.line(PIN)
         t.expect("logged in")
@@ -310,7 +310,7 @@ def test_idle_logout(tmp_path):
         assert time.monotonic() - t0 >= 0.9
         r.term.expect("PIN: ")
         r.term.line("status")  # not logged in: not a command
-        r.term.expect("4 to 16 digits")
+        r.term.expect("6 to 16 digits")
         assert ("logout", "idle") in r.commands_audited()
     finally:
         r.close()
@@ -458,29 +458,29 @@ def test_pin_change(rig):
     t.login()
     t.line("pin")
     t.expect("new PIN")
-    t.line("13579")
+    t.line("135790")
     t.expect("again")
-    t.line("13579")
+    t.line("135790")
     t.expect("PIN changed")
     new_hash = load_config(rig.config_path).console.pin_hash
     from kiosk.console.pin import verify_pin
 
-    assert verify_pin("13579", new_hash) and not verify_pin(PIN, new_hash)
+    assert verify_pin("135790", new_hash) and not verify_pin(PIN, new_hash)
     assert ("pin", "ok: PIN changed") in rig.commands_audited()
     t.expect("kiosk> ")
     t.line("logout")
     t.expect("PIN: ")
     t.line(PIN)  # the old PIN no longer opens the console, without a restart
     t.expect("wrong PIN")
-    t.login("13579")
+    t.login("135790")
     t.line("pin")
     t.expect("new PIN")
-    t.line("2222")
+    t.line("222222")
     t.expect("again")
-    t.line("3333")
+    t.line("333333")
     t.expect("the PINs differ; nothing changed")
     assert load_config(rig.config_path).console.pin_hash == new_hash
-    assert "13579" not in json.dumps(rig.store.audit_log())
+    assert "135790" not in json.dumps(rig.store.audit_log())
 
 
 def test_reboot_needs_confirmation_and_is_refused_during_a_session(rig):
@@ -555,7 +555,7 @@ def test_cable_pulled_mid_command_then_reconnect(rig):
     rig.term.expect("maintenance console", timeout=10)
     rig.term.expect("PIN: ")  # logged out: a new cable is a new login
     rig.term.line("counters")
-    rig.term.expect("4 to 16 digits")
+    rig.term.expect("6 to 16 digits")
     rig.term.login()
     assert "version: test" in rig.term.run("status")
     assert ("logout", "line lost") in rig.commands_audited()
@@ -684,22 +684,23 @@ def test_hash_pin_command_line(tmp_path):
 
     out = subprocess.run(
         [sys.executable, "-m", "kiosk.cli", "console", "--hash-pin"],
-        input=b"97531\n",
+        input=b"975310\n",
         capture_output=True,
         check=True,
     ).stdout.decode()
     conf = tmp_path / "k.toml"
     conf.write_text(out)
-    assert verify_pin("97531", load_config(conf).console.pin_hash)
+    assert verify_pin("975310", load_config(conf).console.pin_hash)
     bad = subprocess.run(
         [sys.executable, "-m", "kiosk.cli", "console", "--hash-pin"], input=b"12\n", capture_output=True
     )
-    assert bad.returncode == 2 and bad.stderr.decode().strip() == "kiosk: the PIN must be 4 to 16 digits"
+    assert bad.returncode == 2 and bad.stderr.decode().strip() == "kiosk: the PIN must be 6 to 16 digits"
 
 
 def test_update_status_and_refusals_through_the_real_updater(rig, tmp_path):
     from kiosk.fleet.updater import Policy, Updater
 
+    (tmp_path / "opt").mkdir()  # a provisioned release root: the console takes the CLI's lock in it
     rig.ctx.updater = Updater(tmp_path / "opt", None, rig.state, Policy())
     t = rig.term
     t.login()

@@ -99,12 +99,12 @@ def test_tab_completion():
 
 
 def test_pin_hash_round_trip_and_salt():
-    h1, h2 = hash_pin("2468", n=2**10), hash_pin("2468", n=2**10)
+    h1, h2 = hash_pin("246813", n=2**10), hash_pin("246813", n=2**10)
     assert h1 != h2  # salted
-    assert verify_pin("2468", h1) and verify_pin("2468", h2)
-    assert not verify_pin("2469", h1)
-    assert not verify_pin("2468", "scrypt$1048576$8$1$AAAA$AAAA")  # too costly: refused, no hang
-    assert not verify_pin("2468", "garbage")
+    assert verify_pin("246813", h1) and verify_pin("246813", h2)
+    assert not verify_pin("246814", h1)
+    assert not verify_pin("246813", "scrypt$1048576$8$1$AAAA$AAAA")  # too costly: refused, no hang
+    assert not verify_pin("246813", "garbage")
     with pytest.raises(InputError):
         hash_pin("12a4")
 

@@ -219,12 +219,12 @@ def cmd_pin(c: Console, args: list[str]) -> str | None:
 
     def first(text: str) -> str | None:
         if not valid_pin_format(text):
-            c.say("a PIN is 4 to 16 digits; nothing changed")
+            c.say("a PIN is 6 to 16 digits; nothing changed")
             return "refused: bad PIN format"
         c.ask("pin", "new PIN again: ", second(text), secret=True)
         return None
 
-    c.ask("pin", "new PIN (4-16 digits): ", first, secret=True)
+    c.ask("pin", "new PIN (6-16 digits): ", first, secret=True)
     return None
 
 

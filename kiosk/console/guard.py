@@ -1,4 +1,6 @@
-"""Login attempt limiting: a growing delay after each wrong PIN, then a lockout.
+"""Login attempt limiting: a growing delay after each wrong PIN, then a lockout that doubles with
+each lockout since the last good login (capped at LOCKOUT_MAX_S): a few dozen guesses a day at first,
+then max_attempts a day, not hundreds.
 
 The state lives in a small file in the state dir so that restarting the console process (or
 pulling the cable) does not hand an attacker a fresh set of guesses. Wall-clock time is used
@@ -16,6 +18,7 @@ from pathlib import Path
 from kiosk.config import ConsoleConfig
 
 STATE_NAME = "console-login.json"
+LOCKOUT_MAX_S = 86400.0  # the longest lockout the doubling reaches
 
 
 class LoginGuard:
@@ -28,14 +31,19 @@ class LoginGuard:
         self.failures = 0
         self.not_before = 0.0  # no attempt is checked before this time
         self.locked_until = 0.0
+        self.lockouts = 0  # lockouts since the last good login: each one lasts twice the one before
         self._load()
+
+    def lockout_for(self, n: int) -> float:
+        """How long the n-th lockout in a row lasts."""
+        return min(self.cfg.lockout_s * 2 ** max(0, n - 1), max(LOCKOUT_MAX_S, self.cfg.lockout_s))
 
     def wait_s(self) -> float:
         """Seconds until the next attempt is accepted (0: now)."""
         now = self.clock()
         if self.locked_until:
-            self.locked_until = min(self.locked_until, now + self.cfg.lockout_s)
-            if now >= self.locked_until:  # the lockout is over: a fresh start
+            self.locked_until = min(self.locked_until, now + self.lockout_for(self.lockouts))
+            if now >= self.locked_until:  # the lockout is over: new attempts, the next lockout longer
                 self.failures, self.not_before, self.locked_until = 0, 0.0, 0.0
                 self._save()
         self.not_before = min(self.not_before, now + self.cfg.delay_max_s)
@@ -50,7 +58,8 @@ class LoginGuard:
         now = self.clock()
         self.failures += 1
         if self.failures >= self.cfg.max_attempts:
-            self.locked_until = now + self.cfg.lockout_s
+            self.lockouts += 1
+            self.locked_until = now + self.lockout_for(self.lockouts)
         else:
             delay = min(self.cfg.delay_base_s * 2 ** (self.failures - 1), self.cfg.delay_max_s)
             self.not_before = now + delay
@@ -58,7 +67,7 @@ class LoginGuard:
         return self.wait_s()
 
     def success(self) -> None:
-        self.failures, self.not_before, self.locked_until = 0, 0.0, 0.0
+        self.failures, self.not_before, self.locked_until, self.lockouts = 0, 0.0, 0.0, 0
         self._save()
 
     def _load(self) -> None:
@@ -69,16 +78,23 @@ class LoginGuard:
             self.failures = max(0, int(data["failures"]))
             self.not_before = float(data["not_before"])
             self.locked_until = float(data["locked_until"])
+            self.lockouts = max(0, int(data.get("lockouts", 0)))
         except FileNotFoundError:
             return
         except (OSError, ValueError, KeyError, TypeError):
             # a damaged file must not unlock a console that was locked: assume the worst
-            self.failures, self.locked_until = self.cfg.max_attempts, self.clock() + self.cfg.lockout_s
+            self.failures, self.lockouts = self.cfg.max_attempts, max(1, self.lockouts)
+            self.locked_until = self.clock() + self.lockout_for(self.lockouts)
 
     def _save(self) -> None:
         if self.path is None:
             return
-        data = {"failures": self.failures, "not_before": self.not_before, "locked_until": self.locked_until}
+        data = {
+            "failures": self.failures,
+            "not_before": self.not_before,
+            "locked_until": self.locked_until,
+            "lockouts": self.lockouts,
+        }
         tmp = self.path.with_suffix(".tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

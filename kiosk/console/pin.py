@@ -15,18 +15,26 @@ import re
 from kiosk.errors import InputError
 
 N, R, P = 2**14, 8, 1  # ~16 MiB, some tens of ms per check on a Pi 4
-PIN_RE = re.compile(r"\d{4,16}")
+MIN_DIGITS = 6  # a new PIN: a million combinations, with the escalating lockout (kiosk.console.guard)
+PIN_RE = re.compile(rf"\d{{{MIN_DIGITS},16}}")
+LOGIN_RE = re.compile(r"\d{4,16}")  # what a login attempt may be: a PIN set before 6 digits were needed
 _MAX_N = 2**17  # a hash demanding more memory than this is refused (config DoS)
 
 
 def valid_pin_format(pin: str) -> bool:
+    """A PIN that may be set (``pin``, ``kiosk console --hash-pin``): 6 to 16 digits."""
     return PIN_RE.fullmatch(pin) is not None
 
 
+def looks_like_pin(pin: str) -> bool:
+    """A login attempt (counted): digits, 4 to 16 of them; anything else is line noise."""
+    return LOGIN_RE.fullmatch(pin) is not None
+
+
 def hash_pin(pin: str, *, n: int = N, r: int = R, p: int = P) -> str:
-    """Hash a new PIN (4 to 16 digits) with a fresh 16-byte salt."""
+    """Hash a new PIN (6 to 16 digits) with a fresh 16-byte salt."""
     if not valid_pin_format(pin):
-        raise InputError("the PIN must be 4 to 16 digits")
+        raise InputError(f"the PIN must be {MIN_DIGITS} to 16 digits")
     salt = os.urandom(16)
     digest = hashlib.scrypt(pin.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
     b64 = base64.b64encode

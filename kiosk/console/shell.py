@@ -22,7 +22,7 @@ from kiosk.config import ConsoleConfig, load_config
 from kiosk.console.audit import ConsoleAudit
 from kiosk.console.guard import LoginGuard
 from kiosk.console.lineedit import EndOfInput, Interrupt, Line, LineEditor, TooLong
-from kiosk.console.pin import valid_pin_format, verify_pin
+from kiosk.console.pin import MIN_DIGITS, looks_like_pin, verify_pin
 from kiosk.console.text import to_terminal
 from kiosk.errors import InputError, KioskError
 from kiosk.service_api import ApiError, ServiceDown, call, socket_path
@@ -222,8 +222,7 @@ class Console:
         elif isinstance(ev, EndOfInput):
             if self.logged_in and self.pending is None:
                 self.logout("logout (Ctrl-D)")
-            else:
-                self.prompt()
+            self.prompt()  # after a logout: the PIN prompt, and what is typed next is hidden
         elif isinstance(ev, Line):
             if self.pending is not None:
                 self._answer_pending(ev.text)
@@ -254,14 +253,16 @@ class Console:
         if self.guard.wait_s() > 0:
             self.say(f"wait {_secs(self.guard.wait_s())} s")
             return
-        if not valid_pin_format(pin):  # noise on the line is not an attempt
-            self.say("a PIN is 4 to 16 digits")
+        if not looks_like_pin(pin):  # noise on the line is not an attempt
+            self.say("a PIN is 6 to 16 digits")
             return
         if verify_pin(pin, pin_hash):
             self.guard.success()
             self.logged_in = True
             self.audit.record("login", "", "ok")
             self.say(f"logged in; idle logout after {self.cfg.idle_timeout_s:.0f} s. Type `help`.")
+            if len(pin) < MIN_DIGITS:
+                self.say(f"NOTE: this PIN is shorter than {MIN_DIGITS} digits: change it now with `pin`")
             self._config_notice()
             return
         wait = self.guard.failure()
