@@ -117,9 +117,9 @@ class PhotoTools:
         analysis = rescale(analysis, rgb.shape[1] / copy.shape[1], rgb.shape[1], rgb.shape[0])
         scale, _ = choose_scale(profile, face_geometry(analysis.faces[0]))
         if scale > 0.5 and rgb.shape[1] < full_w:  # a draft decode lacks the detail the photo needs
-            factor = full_w / rgb.shape[1]
-            rgb = _decode(data, name, None)
-            analysis = rescale(analysis, factor, full_w, full_h)
+            draft_w = rgb.shape[1]
+            rgb = _decode(data, name, None)  # full size, or the largest draft within the decode budget
+            analysis = rescale(analysis, rgb.shape[1] / draft_w, rgb.shape[1], rgb.shape[0])
         return self._compose(rgb, analysis, profile, color, (full_w, full_h))
 
     def _compose(
