@@ -62,6 +62,17 @@ def proc_sample(pid: int) -> dict[str, float]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (its threads included), from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def median(xs: list[float]) -> float | None:
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if xs else None
+
+
 def slope(ys: list[float]) -> float:
     """Least-squares slope of ys over 0..n-1 (per session)."""
     n = len(ys)
@@ -265,7 +276,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ui.wait(("idle",), 30)
         base = proc_sample(proc.pid)
         for i in range(1, args.sessions + 1):
-            t0 = time.monotonic()
+            t0, cpu0 = time.monotonic(), cpu_seconds(proc.pid)
             try:
                 res = one_session(ui, port, args.session_timeout)
             except (RuntimeError, TimeoutError) as exc:
@@ -274,10 +285,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             except KeyboardInterrupt:  # Ctrl-C: the sessions so far are still a measurement
                 error = f"interrupted in session {i}"
                 break
-            dt = time.monotonic() - t0
+            dt, cpu = time.monotonic() - t0, cpu_seconds(proc.pid) - cpu0
             time.sleep(args.settle_s)  # the service's idle pass (memory check, trim) after the session
             sample = proc_sample(proc.pid)
-            rows.append({"session": i, "s": round(dt, 2), **sample, **res})
+            rows.append({"session": i, "s": round(dt, 2), "cpu_s": round(cpu, 2), **sample, **res})
             if args.progress:
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
             if proc.poll() is not None:
@@ -320,9 +331,13 @@ def summarise(
     numbers = [r["number"] for r in rows]
     times = [r["s"] for r in rows]
     tenth = times[9] if len(times) >= 10 else None
-    # session times vary with the simulated citizen: compare medians of ten around each end
-    early = sorted(times[5:15])[len(times[5:15]) // 2] if len(times) >= 15 else None
-    late = sorted(times[-10:])[len(times[-10:]) // 2] if len(times) >= 20 else None
+    # session times vary with the simulated citizen and the machine's other load: also compare
+    # medians of ten around each end, and the service's own CPU seconds per session
+    early = median(times[5:15]) if len(times) >= 15 else None
+    late = median(times[-10:]) if len(times) >= 20 else None
+    cpu = [r["cpu_s"] for r in rows if "cpu_s" in r]
+    cpu_early = median(cpu[5:15]) if len(cpu) >= 15 else None
+    cpu_late = median(cpu[-10:]) if len(cpu) >= 20 else None
     one_each = all(numbers) and len(set(numbers)) == len(numbers)
     return {
         "sessions": len(rows),
@@ -340,6 +355,8 @@ def summarise(
         "last_s": times[-1] if times else None,
         "last_over_tenth": round(times[-1] / tenth, 2) if tenth else None,
         "median_late_over_early": round(late / early, 2) if early and late else None,
+        "cpu_s_tenth_last": [cpu[9], cpu[-1]] if len(cpu) >= 10 else None,
+        "cpu_median_late_over_early": round(cpu_late / cpu_early, 2) if cpu_early and cpu_late else None,
         "one_number_per_session": one_each,
         "printed": sum(1 for r in rows if r["printed"]),
         "store": store,
@@ -382,11 +399,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--env", action="append", default=[], metavar="K=V", help="extra service environment")
     p.add_argument("--diff", nargs=2, metavar=("A", "B"), help="diff two tracemalloc snapshots and exit")
     p.add_argument("--top", type=int, default=25)
+    p.add_argument("--from-log", metavar="FILE", help="summarise the --progress rows of a cut-short run")
     p.add_argument("--progress", action="store_true", help="each row on stderr as it is measured")
     p.add_argument("--out", help="also write the JSON here")
     args = p.parse_args(argv)
     if args.diff:
         print("\n".join(diff_snapshots(*args.diff, args.top)))
+        return 0
+    if args.from_log:  # the rows --progress wrote, of a run cut short: the same summary without the store
+        lines = Path(args.from_log).read_text().splitlines()
+        rows = [json.loads(x) for x in lines if x.startswith('{"session"')]
+        args.sessions = len(rows)
+        summary = summarise(args, rows, {}, {}, "summarised from a log", Path(args.from_log))
+        print(json.dumps(summary, indent=1))
         return 0
     if args.sessions < 1:
         p.error("--sessions must be at least 1")
