@@ -109,10 +109,25 @@ def test_a_whole_session_through_the_touchscreen(service, browser, tmp_path):
     city = Select(b.find_element(By.ID, "city"))
     assert "Guangzhou" in [o.text for o in city.options]
     city.select_by_visible_text("Guangzhou")
+    wait_for(b, lambda d: service.session.city == "guangzhou", what="the city selected in the session")
+    time.sleep(0.5)  # taps within the guard after a change are ignored
     b.find_element(By.CSS_SELECTOR, 'button.doc[data-id="id_card"]').click()
+    wait_for(
+        b,
+        lambda d: d.find_element(By.CSS_SELECTOR, 'button.doc[data-id="id_card"]').get_attribute("aria-pressed")
+        == "true",
+        what="the ID card selected",
+    )
+    b.find_element(By.ID, "next").click()
     wait_for(b, lambda d: state(d) == "consent", what="the privacy notice")
     assert "photo" in text(b, "#screen-consent .notice")
+    assert text(b, "#summary") == "Resident identity card · Guangzhou"  # the choice stays in view
+    time.sleep(0.5)
     b.find_element(By.ID, "consent").click()
+    wait_for(b, lambda d: state(d) == "requirements", what="what the photo needs")
+    assert "hat" in text(b, "#requirements").lower()
+    time.sleep(0.5)
+    b.find_element(By.ID, "ready").click()
 
     wait_for(b, lambda d: state(d) in ("guidance", "countdown") and text(d, "#prompt"), what="a prompt")
     prompts = set()
@@ -137,6 +152,7 @@ def test_a_whole_session_through_the_touchscreen(service, browser, tmp_path):
     wait_for(b, lambda d: (image_size(d, "#live-review") or [0])[0] == 640, what="the live picture")
     assert text(b, "#retakes-left") == "2" and b.find_element(By.ID, "retake").is_enabled()
     b.save_screenshot(str(tmp_path / "review.png"))
+    time.sleep(0.5)
     b.find_element(By.ID, "retake").click()
     wait_for(b, lambda d: state(d) in ("guidance", "countdown"), what="guidance after a retake")
     wait_for(
@@ -146,18 +162,21 @@ def test_a_whole_session_through_the_touchscreen(service, browser, tmp_path):
         what="the second photo",
     )
     assert text(b, "#retakes-left") == "1"
+    time.sleep(0.5)
     b.find_element(By.ID, "accept").click()
 
     wait_for(
         b,
-        lambda d: state(d) == "done" and text(d, "#done-detail").startswith("Image number:"),
+        lambda d: state(d) == "done" and text(d, "#done-label") == "Image number:",
         what="the number",
     )
-    number = text(b, "#done-detail").split(":", 1)[1].strip()
+    number = text(b, "#done-detail").replace(" ", "")  # shown grouped 4-4-4-4-4-2
     record = service.receipts.store.number(number)
     assert record is not None and record.city == "guangzhou" and record.profile_id == "id_card"
     assert not b.find_element(By.ID, "done-fault").is_displayed()  # printed, no fault to report
     assert "receipt slip" in text(b, "#done-take")
+    time.sleep(0.5)
+    b.find_element(By.ID, "finish").click()  # or wait: done_s
     wait_for(
         b,
         lambda d: state(d) == "idle" and text(d, "#start") == "开始拍照",
@@ -165,7 +184,7 @@ def test_a_whole_session_through_the_touchscreen(service, browser, tmp_path):
         what="idle again, in Chinese for the next citizen",
     )
     assert service.session.photo is None and service.ui.hub.photo is None  # wiped
-    assert b.execute_script("return document.getElementById('final').hasAttribute('src')") is False
+    assert b.execute_script("return document.getElementById('final').getAttribute('src')").startswith("data:")
 
 
 def test_chromium_and_its_driver_are_installed():

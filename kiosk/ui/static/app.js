@@ -15,6 +15,7 @@ const STEPS = { choose: "choose", consent: "notice", requirements: "notice", gui
                 countdown: "photo", capture: "photo", review: "review", handover: "review", done: "done" };
 const STEP_ORDER = ["choose", "notice", "photo", "review", "done"];
 const LIVE = ["guidance", "countdown"];
+const BLANK = "data:image/gif;base64,R0lGODlhAQABAAAAACw=";  // what an image shows when it shows nothing
 const NUMBER_GROUPS = [4, 4, 4, 4, 4, 2];  // the 22-digit image number as it is read out
 
 function post(name, data, button) {
@@ -280,6 +281,8 @@ function render() {
   document.body.classList.toggle("large", !!state.large_text);
   document.documentElement.lang = state.lang === "en" ? "en" : "zh";
   for (const el of document.querySelectorAll("[data-label]")) el.textContent = t(el.dataset.label);
+  // a button is disabled while its request is in flight (below: also when it means nothing now)
+  for (const b of document.querySelectorAll("button")) b.disabled = busy.has(b);
   renderHeader();
   renderChoose();
   renderRequirements();
@@ -287,14 +290,16 @@ function render() {
   const large = document.getElementById("large-text");
   large.setAttribute("aria-pressed", String(!!state.large_text));
   const live = LIVE.includes(state.state) || state.state === "review";
+  // one MJPEG stream at a time: an image whose src is only removed keeps its multipart request open
+  // in Chromium, and a handful of those exhaust the connections the page may open (touches then hang)
   for (const id of ["preview", "live-review"]) {
     const img = document.getElementById(id);
-    const want = live && ((id === "preview") !== (state.state === "review")) ? "/preview.mjpg" : "";
-    if ((img.getAttribute("src") || "") !== want) { if (want) img.setAttribute("src", want); else img.removeAttribute("src"); }
+    const want = live && ((id === "preview") !== (state.state === "review")) ? "/preview.mjpg" : BLANK;
+    if (img.getAttribute("src") !== want) img.setAttribute("src", want);
   }
   const final = document.getElementById("final");
   if (state.photo && final.getAttribute("src") !== state.photo.url) final.setAttribute("src", state.photo.url);
-  if (!state.photo) final.removeAttribute("src");
+  if (!state.photo && final.getAttribute("src") !== BLANK) final.setAttribute("src", BLANK);
   document.getElementById("retakes-left").textContent = state.retakes_left;
   const retake = document.getElementById("retake");
   retake.disabled = !(state.retakes_left > 0) || busy.has(retake);
