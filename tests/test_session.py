@@ -649,3 +649,21 @@ def test_large_text_is_switched_on_the_idle_screen_and_ends_with_the_session(rig
     s.post("cancel")
     s.step()
     assert s.state is S.IDLE and s.hub.state["large_text"] is False
+
+
+def test_every_hint_and_requirement_has_its_words_in_both_languages():
+    import tomllib
+
+    from kiosk.capture.session import HINTS_FILE, REQUIREMENTS_FILE, requirements_for
+    from kiosk.text import catalogue
+
+    hints = tomllib.loads(HINTS_FILE.read_text(encoding="utf-8"))["prompt"]
+    ids = {r["text"] for r in hints.values() if "text" in r}
+    ids |= {r[k]["text"] for r in hints.values() for k in ("positive", "negative") if k in r}
+    assert ids and ids <= set(catalogue()), ids - set(catalogue())
+    assert set(hints) <= {k.removeprefix("prompt.") for k in catalogue() if k.startswith("prompt.")}
+    reqs = tomllib.loads(REQUIREMENTS_FILE.read_text(encoding="utf-8"))["requirement"]
+    assert all(f"ui.req.{r['id']}" in catalogue() for r in reqs)
+    # the optional ones follow the profile's checks
+    assert requirements_for({}) == ["hat", "earrings", "hair"]
+    assert "glasses" in requirements_for({"glasses_glare_max": 0.005})

@@ -112,12 +112,8 @@ def test_a_whole_session_through_the_touchscreen(service, browser, tmp_path):
     wait_for(b, lambda d: service.session.city == "guangzhou", what="the city selected in the session")
     time.sleep(0.5)  # taps within the guard after a change are ignored
     b.find_element(By.CSS_SELECTOR, 'button.doc[data-id="id_card"]').click()
-    wait_for(
-        b,
-        lambda d: d.find_element(By.CSS_SELECTOR, 'button.doc[data-id="id_card"]').get_attribute("aria-pressed")
-        == "true",
-        what="the ID card selected",
-    )
+    card = (By.CSS_SELECTOR, 'button.doc[data-id="id_card"]')
+    wait_for(b, lambda d: d.find_element(*card).get_attribute("aria-pressed") == "true", what="chosen")
     b.find_element(By.ID, "next").click()
     wait_for(b, lambda d: state(d) == "consent", what="the privacy notice")
     assert "photo" in text(b, "#screen-consent .notice")
