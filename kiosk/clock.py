@@ -124,5 +124,8 @@ def trusted_now(clock: WallClock) -> float:
     """The wall time, or ClockNotSet (one line) when it cannot be trusted yet."""
     problem = clock.problem()
     if problem:
-        raise ClockNotSet(f"waiting for the correct time: {problem}")
+        from kiosk.text import text
+
+        line = text("clock.waiting.technician", "en", problem=problem)
+        raise ClockNotSet(line, code="clock.waiting.citizen")  # code: what the citizen is told
     return clock.now()

@@ -41,6 +41,7 @@ class Authority(Protocol):
     tz: ZoneInfo
     clock: WallClock  # the date on numbers; nothing is issued until it is synchronised
     problem: str | None  # why the last ``ready`` refused (one line for the console), None when ready
+    problem_code: str | None  # the same as a short code (its catalogue id) for monitoring
 
     def ready(self) -> None:
         """Raise KioskError when numbers cannot be issued now (checked before the citizen starts);
@@ -66,6 +67,7 @@ class LocalAuthority:
         self.upload = upload
         self.clock: WallClock = clock or SystemClock()
         self.problem: str | None = None
+        self.problem_code: str | None = None
 
     def ready(self) -> None:
         _checked(self, lambda: trusted_now(self.clock))
@@ -111,6 +113,7 @@ class PlatformAuthority:
         self.tz = ZoneInfo(tz)
         self.clock: WallClock = clock or SystemClock()
         self.problem: str | None = None
+        self.problem_code: str | None = None
 
     def ready(self) -> None:
         def check() -> None:
@@ -160,5 +163,7 @@ def _checked(authority: LocalAuthority | PlatformAuthority, check: Callable[[], 
         check()
     except KioskError as exc:
         authority.problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        # a short code for monitoring: the catalogue id (platform.tls.*, clock.waiting.citizen)
+        authority.problem_code = exc.code or "platform.unavailable"
         raise
-    authority.problem = None
+    authority.problem = authority.problem_code = None
