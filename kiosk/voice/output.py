@@ -99,18 +99,23 @@ class Output:
         and how much was heard before something newer cut in (parts never reached are left out)."""
         directory.mkdir(parents=True, exist_ok=True)
         out: list[dict[str, Any]] = []
+        cut: list[float] = []  # for each part: when the next interrupting part cuts in (inf: never)
+        nxt = float("inf")
+        for part in reversed(self.heard):
+            cut.append(nxt)
+            nxt = part.t if part.interrupt else nxt
+        cut.reverse()
         busy_until = -1.0
-        timeline: list[tuple[Part, Path, float, float]] = []  # part, wav, start, length
-        for part in self.heard:
-            if part.interrupt:
-                timeline = [(p, w, s, min(n, max(0.0, part.t - s))) for p, w, s, n in timeline if s < part.t]
-                busy_until = part.t
+        timeline: list[tuple[Part, Path, float, float]] = []  # part, wav, start, seconds heard
+        for part, cut_at in zip(self.heard, cut, strict=True):
+            start = max(part.t, busy_until) if not part.interrupt else part.t
+            if start >= cut_at:
+                continue  # queued behind something and dropped before it began: never heard, not rendered
             wav = self.cache.get(part.id, part.lang, part.slow)
             if wav is None:
                 continue
             length = wav_seconds(wav)
-            start = max(part.t, busy_until)
-            timeline.append((part, wav, start, length))
+            timeline.append((part, wav, start, min(length, cut_at - start)))
             busy_until = start + length
         for k, (part, wav, start, heard) in enumerate(timeline):
             name = f"{k:03d}-{part.id}-{part.lang}.wav"
