@@ -422,3 +422,33 @@ def test_the_upload_outbox_waits_for_the_clock_too(server, pki, tmp_path):
         clock.t, clock.synced = time.time(), True
         assert run_outbox(s, c, clock=clock)["sent"] == 1
     assert [r["terminal"] for r in server.platform.records()] == ["001"]
+
+
+def test_a_tls_refusal_is_one_line_in_the_service_status_and_on_the_idle_screen(server, pki, tmp_path):
+    """What the console's `status` shows: the technician's line; the citizen sees the platform is down."""
+    cfg = load_config(None, tmp_path / "state")
+    foreign = pki.other.issue("svc-foreign", "001", client=True)
+    cfg = replace(
+        cfg,
+        session=replace(cfg.session, ui_port=0),
+        receipt=replace(cfg.receipt, authority="platform", platform_url=server.url, platform_retries=0,
+                        platform_ca=str(pki.ca.pem), platform_cert=str(foreign.cert),
+                        platform_key=str(foreign.key)),
+    )
+    svc = Service(cfg, sim=True, wall_clock=SetClock())
+    svc.readiness_every_s = 0.05
+    svc.start()
+    thread = threading.Thread(target=svc.run, daemon=True)
+    thread.start()
+    try:
+        assert _wait(lambda: call(svc.api_path, "status")["numbers"] != "issuing")
+        numbers = call(svc.api_path, "status")["numbers"]
+        assert numbers == "REFUSED: the platform does not know the CA of this terminal's certificate " \
+                          "(receipt.platform_cert is not from the platform's CA)"
+        assert svc.receipts.authority.problem_code == "platform.tls.client_unknown_ca"
+        assert _wait(lambda: svc.session.snapshot()["message"] is not None)
+        assert "platform" in svc.session.snapshot()["message"]["en"]
+    finally:
+        svc.stop()
+        thread.join(10)
+        svc.close()
