@@ -90,6 +90,7 @@ def test_a_whole_session_through_the_touchscreen(service, browser, tmp_path):
     wait_for(
         b, lambda d: state(d) == "idle" and text(d, "#start") == "开始拍照", what="the idle screen in Chinese"
     )
+    time.sleep(0.5)  # touches within 400 ms of a screen appearing are ignored (tap safety)
     b.find_element(By.ID, "lang-en").click()
     wait_for(b, lambda d: text(d, "#start") == "Start", what="English")
     for button in b.find_elements(By.CSS_SELECTOR, "#screen-idle button, header button"):
