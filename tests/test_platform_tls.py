@@ -452,3 +452,17 @@ def test_a_tls_refusal_is_one_line_in_the_service_status_and_on_the_idle_screen(
         svc.stop()
         thread.join(10)
         svc.close()
+
+
+def test_platform_serve_names_a_missing_or_unusable_tls_file_in_one_line(tmp_path, pki):
+    base = [sys.executable, "-m", "kiosk.cli", "platform", "serve", "--port", "0",
+            "--state-dir", str(tmp_path)]
+    missing = [*base, "--tls-cert", str(tmp_path / "no.pem"), "--tls-key", str(pki.server.key),
+               "--client-ca", str(pki.ca.pem)]
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    unusable = [*base, "--tls-cert", str(junk), "--tls-key", str(pki.server.key),
+                "--client-ca", str(pki.ca.pem)]
+    for cmd, says in ((missing, "--tls-cert: no such file"), (unusable, "TLS files not usable")):
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and says in r.stderr, r.stderr

@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from kiosk.errors import KioskError
+from kiosk.errors import InputError, KioskError
 from kiosk.receipt.numbers import format_for, parse
 
 MAX_UPLOAD = 2 * 1024 * 1024
@@ -58,13 +58,13 @@ class ServerTls:
         named = (("--tls-cert", self.cert), ("--tls-key", self.key), ("--client-ca", self.client_ca))
         for what, path in named:
             if not Path(path).is_file():
-                raise KioskError(f"platform serve: {what}: no such file: {path}")
+                raise InputError(f"platform serve: {what}: no such file: {path}")
         try:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(self.client_ca))
             ctx.load_cert_chain(str(self.cert), str(self.key))
         except (OSError, ssl.SSLError) as exc:
             why = exc.reason if isinstance(exc, ssl.SSLError) else exc
-            raise KioskError(f"platform serve: TLS files not usable: {why}") from None
+            raise InputError(f"platform serve: TLS files not usable: {why}") from None
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.verify_mode = ssl.CERT_REQUIRED  # no terminal certificate from client_ca: no connection
         return ctx
