@@ -3,6 +3,13 @@
 The manifest lists every payload file with size, sha256 and mode; its exact bytes are signed
 (ed25519) by the fleet ``targets`` key(s). Unpacking streams each member into a staging directory
 while hashing it, so a tampered, truncated or padded bundle never becomes a release directory.
+
+Memory stays bounded whatever the bundle holds: the manifest and its signature must be the first
+two members and small (MAX_MANIFEST, MAX_SIGNATURE), the signature is checked before the manifest
+is parsed, tar's extended headers (pax, GNU long names), which tarfile reads whole into memory, are
+refused above MAX_EXTENDED_HEADER, and members are not accumulated while streaming. Any member the
+signed manifest does not list is refused, directories included. Versions are plain dotted numbers
+(no whitespace, no newline: a version names a release directory).
 """
 
 from __future__ import annotations
@@ -32,8 +39,12 @@ FORMAT = 1
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 PAYLOAD = "payload/"
-_VERSION_RE = re.compile(r"^\d{1,6}(\.\d{1,6}){0,3}$")
+_VERSION_RE = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,6}){0,3}")  # fullmatch: "1.5.0\n" is not one
 _CHUNK = 1 << 16
+MAX_MANIFEST = 8 << 20  # bytes; a release of ~50,000 files
+MAX_SIGNATURE = 64 << 10
+MAX_EXTENDED_HEADER = 64 << 10  # a pax header or GNU long name: paths, never megabytes
+MAX_HEADER_CHAIN = 4  # extended headers in a row before one member
 
 
 class BundleError(InputError):
@@ -46,7 +57,7 @@ class DiskFull(KioskError):
 
 def parse_version(text: str) -> tuple[int, ...]:
     """'1.10.2' -> (1, 10, 2); anything else is refused (no pre-release games with ordering)."""
-    if not isinstance(text, str) or not _VERSION_RE.match(text):
+    if not isinstance(text, str) or not _VERSION_RE.fullmatch(text):
         raise BundleError(f"bad version {text!r}: expected digits separated by dots, e.g. 1.4.2")
     parts = tuple(int(p) for p in text.split("."))
     return parts + (0,) * (4 - len(parts))
@@ -139,9 +150,31 @@ def verify_signature(raw: bytes, sig_blob: bytes, keys: dict[str, Key], threshol
         raise BundleError(f"not enough trusted signatures ({len(good)} of {threshold})")
 
 
+class _BoundedTarInfo(tarfile.TarInfo):
+    """tarfile reads an extended header (pax, GNU long name) whole into memory, and one may precede
+    even the first member: a 1 GiB one peaked at 1.1 GB before any signature was looked at. Refused
+    above MAX_EXTENDED_HEADER, and sparse members (never built) at once. ``_proc_member`` is
+    tarfile's documented hook for subclasses."""
+
+    def _proc_member(self, tar: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise BundleError(f"sparse member {self.name!r}: only regular files are allowed in a bundle")
+        extended = self.type in (
+            tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+            tarfile.SOLARIS_XHDTYPE,
+        )  # fmt: skip
+        chain = getattr(tar, "_kiosk_chain", 0) + 1 if extended else 0
+        tar._kiosk_chain = chain  # type: ignore[attr-defined]
+        if extended and (self.size > MAX_EXTENDED_HEADER or chain > MAX_HEADER_CHAIN):
+            raise BundleError(
+                f"extended tar header of {self.size} bytes (chain of {chain}): not a bundle this builds"
+            )
+        return super()._proc_member(tar)
+
+
 def _open(path: Path) -> tarfile.TarFile:
     try:
-        return tarfile.open(path, "r:gz")
+        return tarfile.open(path, "r:gz", tarinfo=_BoundedTarInfo)
     except FileNotFoundError:
         raise BundleError(f"bundle not found: {path}") from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
@@ -152,12 +185,15 @@ _TAR_ERRORS = (tarfile.TarError, EOFError, zlib.error)
 
 
 def _head(tar: tarfile.TarFile, path: Path) -> tuple[bytes, bytes]:
-    """The manifest and its signature: they must be the first two members (read before any payload)."""
+    """The manifest and its signature: they must be the first two members, small, and are read
+    before any payload."""
     blobs = []
-    for expected in (MANIFEST, SIGNATURE):
+    for expected, most in ((MANIFEST, MAX_MANIFEST), (SIGNATURE, MAX_SIGNATURE)):
         member = tar.next()
-        if member is None or member.name != expected or not member.isreg() or member.size > 1 << 24:
+        if member is None or member.name != expected or not member.isreg():
             raise BundleError(f"{path}: bundle must start with {MANIFEST} and {SIGNATURE}")
+        if member.size > most:
+            raise BundleError(f"{path}: {expected} of {member.size} bytes is too large (at most {most})")
         fh = tar.extractfile(member)
         assert fh is not None
         blobs.append(fh.read())
@@ -194,11 +230,12 @@ def unpack(path: str | Path, dest: Path, keys: dict[str, Key], threshold: int, p
             entries = {f.path: f for f in manifest.files}
             done: set[str] = set()
             while (member := tar.next()) is not None:  # streaming: members after the head
+                tar.members.clear()  # tarfile keeps every member it has read: 300,000 would stay
                 if not member.name.startswith(PAYLOAD):
                     raise BundleError(f"unexpected member {member.name!r} outside payload/")
                 rel = member.name[len(PAYLOAD) :]
-                if member.isdir():
-                    continue
+                if member.isdir():  # build() writes none; the manifest lists files only
+                    raise BundleError(f"directory {rel!r} is not in the signed manifest")
                 entry = entries.get(rel)
                 if entry is None or rel in done:
                     raise BundleError(f"file {rel!r} is not in the signed manifest (or appears twice)")

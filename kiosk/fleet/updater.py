@@ -258,6 +258,7 @@ class Updater:
 
     def check_acceptable(self, manifest: bundle_mod.Manifest, state: dict[str, Any]) -> None:
         v = manifest.version
+        parse_version(v)  # again at install: the version names the release directory
         if manifest.arch not in ("any", self.policy.arch):
             raise UpdateRefused(
                 f"bundle {v} is built for {manifest.arch}, this terminal is {self.policy.arch}"
