@@ -87,6 +87,7 @@ class FleetView:
         self.changed = threading.Event()
         self.subscribed = threading.Event()  # the broker acknowledged the subscription (or refused)
         self.failure: list[str] = []  # why the broker refused, one line each
+        self.live = False  # a message not from the retained store arrived: the retained ones are all in
         self._lock = threading.Lock()
 
     def feed(self, topic: str, payload: bytes, retained: bool = False) -> None:
@@ -97,6 +98,7 @@ class FleetView:
         with self._lock:
             self.messages += 1
             self.last_message = time.monotonic()
+            self.live = self.live or not retained
             t = self.terminals.get((hall, station))
             if t is None:
                 t = self.terminals[(hall, station)] = Terminal(hall, station)
@@ -189,13 +191,15 @@ def connect_view(mc: Any, broker: str | None, hall: str | None, client_id: str) 
 
 
 def snapshot(view: FleetView, timeout: float, quiet: float = 0.5) -> bool:
-    """Wait for the retained messages after the subscription: until none came for ``quiet`` seconds.
-    False when the broker did not answer within ``timeout``."""
+    """Wait for the retained messages after the subscription: until a live (not retained) message
+    arrives -- the broker sends a subscription's retained messages before anything published later
+    -- or none came for ``quiet`` seconds (a busy fleet is never quiet). False when the broker did
+    not answer within ``timeout``."""
     end = time.monotonic() + timeout
     if not view.subscribed.wait(timeout):
         return False
     while time.monotonic() < end:
-        if time.monotonic() - view.last_message >= quiet:
+        if view.live or time.monotonic() - view.last_message >= quiet:
             return True
-        time.sleep(0.05)
+        time.sleep(0.02)
     return True
