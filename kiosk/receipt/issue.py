@@ -8,6 +8,7 @@ queued; it prints again, marked as a reprint, once the printer is fixed.
 from __future__ import annotations
 
 import io
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -212,6 +213,9 @@ def recover(
     out: dict[str, Any] = {"reissued": [], "abandoned": 0, "requeued": store.recover_interrupted_prints()}
     for tmp in store.photo_dir.glob("*.tmp"):  # a photo write cut off before its rename
         tmp.unlink(missing_ok=True)
+    for tmp in store.state_dir.glob(f".{store.marks_path.name}.*.tmp"):  # likewise a marks write
+        if time.time() - tmp.stat().st_mtime > 60.0:  # (not one another process is writing now)
+            tmp.unlink(missing_ok=True)
     for sess in store.unfinished_sessions():
         sid = sess["id"]
         photo = store.photo_dir / f"{sid}.jpg"
