@@ -224,6 +224,78 @@ def test_countdown_numbers_events_and_large_text():
     assert said[-1].ids == ("ui.done", "ui.take_slip")
 
 
+def test_the_speaker_follows_a_real_session():
+    """The session state machine (with the fakes of tests/test_session.py for camera, live loop and
+    photo engine) wired as the station wires it: transitions heard, the published state read each turn."""
+    import dataclasses
+
+    from kiosk.capture.session import Session, State
+    from tests.test_session import CFG, DOCS, FakeCamera, FakeLive, FakeMaker, advance, to_guidance
+    from tests.test_session import Clock as SessionClock
+
+    clock, live = SessionClock(), FakeLive()
+    cfg = dataclasses.replace(CFG, stuck_hint_s=20.0, warn_s=15.0)
+    def no_thresholds(profile: str) -> dict:  # the requirements without a threshold only
+        return {}
+
+    hand_over = lambda *a: {"number": "1"}  # noqa: E731
+    s = Session(cfg, FakeCamera(), live, FakeMaker(), hand_over, DOCS, no_thresholds, clock=clock)
+    s.rig = (clock, None, live, None, [])
+    said: list[Say] = []
+    speaker = Speaker(load_policy(), said.append, clock)
+    s.listeners.append(lambda old, new: speaker.on_transition(old.value, new.value, s.hub.state))
+    session_step = s.step
+
+    def step() -> None:
+        session_step()
+        speaker.observe(s.hub.state)
+
+    s.step = step
+    s.post("large_text")  # on the idle screen
+    s.step()
+    to_guidance(s)
+    advance(s, 80.0)  # stuck on one prompt: the hint at 20 s, "Need more time?" 15 s before 90 s
+    live.ready = True
+    advance(s, 5.0)
+    assert s.state is State.REVIEW
+    s.post("accept")
+    advance(s, 1.0)
+    assert s.state is State.DONE
+    t0 = 1000.0
+    heard = [(round(x.t - t0), x.ids) for x in said]
+    assert heard[:4] == [
+        (0, ("ui.large_text",)),
+        (0, ("ui.choose",)),
+        (0, ("ui.consent_title", "ui.consent_text")),
+        (0, ("ui.requirements_title", "ui.req.hat", "ui.req.earrings", "ui.req.hair")),
+    ]
+    assert all(x.slow and x.lang == "zh" for x in said)  # large text: the slow voice all along
+    ids = [i for x in said for i in x.ids]
+    hint, more = ids.index("session.hint.come_closer"), ids.index("ui.more_time_q")
+    assert ids.index("prompt.come_closer") < hint < more < ids.index("prompt.perfect")
+    assert [x.t - t0 for x in said if x.ids == ("session.hint.come_closer",)] == pytest.approx(
+        [20.0], abs=0.2
+    )
+    repeats = [x.t for x in said if x.ids == ("prompt.come_closer",)]
+    every = load_policy().repeat_while_shown_s  # repeated into silence, never sooner
+    assert len(repeats) >= 5 and all(b - a >= every for a, b in zip(repeats, repeats[1:], strict=False))
+    assert ids[-6:] == [
+        "voice.count.3",
+        "voice.count.2",
+        "voice.count.1",
+        "ui.review",
+        "ui.done",
+        "ui.take_slip",
+    ]
+    # the next citizen is too slow: the idle screen says why, and so does the voice (normal speed now)
+    said.clear()
+    advance(s, cfg.done_s + 0.5)
+    to_guidance(s)
+    advance(s, cfg.guidance_timeout_s + 1.0)
+    assert s.state is State.IDLE
+    assert said[-1].ids == ("session.ended.live_timeout",) and not said[-1].slow
+
+
 # --- the output: never on the caller's thread, and aplay fed the scaled WAV -------------------------
 
 

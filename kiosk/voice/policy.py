@@ -31,6 +31,25 @@ class Group:
 
 
 @dataclass(frozen=True)
+class Shown:
+    """How a part of the published state is said when it appears: fixed entries (``say``), one entry
+    per listed item (``each``, with ``{item}``), or the entry under ``match`` whose text is shown."""
+
+    say: tuple[str, ...] = ()
+    each: str = ""
+    match: str = ""
+    field: str = ""  # the shown value's key that holds the text (for match), "" for the value itself
+
+    def ids(self) -> list[str]:
+        """Every entry this can say."""
+        out = list(self.say)
+        for prefix in (self.each.split("{item}")[0] if self.each else "", self.match):
+            if prefix:
+                out += [k for k in catalogue() if k.startswith(prefix)]
+        return out
+
+
+@dataclass(frozen=True)
 class Policy:
     voices: dict[str, str]  # lang -> espeak-ng voice
     amplitude: int
@@ -43,6 +62,8 @@ class Policy:
     countdown: Group
     events: dict[str, tuple[str, ...]]  # "old>new" or "*>new" -> entry ids
     event: Group
+    shown: dict[str, Shown]  # a key of the published state -> what is said when it appears
+    shown_group: Group
 
     def rate(self, lang: str, slow: bool) -> int:
         return self.rates["slow" if slow else "normal"][lang]
@@ -65,7 +86,9 @@ class Policy:
         ids = [k for k in catalogue() if k.startswith("prompt.")]
         ids += list(self.countdown_ids().values())
         for said in self.events.values():
-            ids += [i for i in said if i not in ids]
+            ids += list(said)
+        for how in self.shown.values():
+            ids += how.ids()
         return list(dict.fromkeys(ids))
 
 
@@ -74,6 +97,27 @@ def _group(data: dict[str, Any], name: str) -> Group:
         return Group(float(data.get("min_repeat_s", 0.0)), bool(data.get("interrupt", True)))
     except (TypeError, ValueError):
         raise VoicePolicyError(f"voice.toml [{name}]: min_repeat_s must be a number") from None
+
+
+def _pop_group(table: dict[str, Any], name: str) -> Group:
+    """A table's group settings, taken out of it (the rest of the table are its entries)."""
+    return _group({k: table.pop(k) for k in ("min_repeat_s", "interrupt") if k in table}, name)
+
+
+def _shown(key: str, how: Any) -> Shown:
+    where = f"voice.toml shown.{key}"
+    if not isinstance(how, dict) or not set(how) <= {"say", "each", "match", "field"}:
+        raise VoicePolicyError(f"{where}: expected a table of say, each, match, field")
+    shown = Shown(tuple(how.get("say", ())), str(how.get("each", "")), str(how.get("match", "")),
+                  str(how.get("field", "")))
+    for id_ in shown.say:
+        if id_ not in catalogue():
+            raise VoicePolicyError(f"{where}: no entry {id_!r} in the catalogue")
+    if shown.each and "{item}" not in shown.each:
+        raise VoicePolicyError(f"{where}.each: must contain {{item}}")
+    if (shown.each or shown.match) and len(shown.ids()) == len(shown.say):
+        raise VoicePolicyError(f"{where}: no entries under {shown.each or shown.match!r}")
+    return shown
 
 
 def parse(data: dict[str, Any]) -> Policy:
@@ -91,7 +135,7 @@ def parse(data: dict[str, Any]) -> Policy:
             if not 60 <= wpm <= 400:
                 raise VoicePolicyError(f"voice.toml rates.{speed}.{lang}: {wpm} is not 60-400 words a minute")
     groups = {name: _group(data[name], name) for name in ("prompt", "countdown")}
-    event_group = _group({k: events.pop(k) for k in ("min_repeat_s", "interrupt") if k in events}, "events")
+    event_group = _pop_group(events, "events")
     said: dict[str, tuple[str, ...]] = {}
     for key, ids in events.items():
         if ">" not in key or not isinstance(ids, list):
@@ -100,6 +144,9 @@ def parse(data: dict[str, Any]) -> Policy:
             if id_ not in catalogue():
                 raise VoicePolicyError(f"voice.toml events.{key!r}: no entry {id_!r} in the catalogue")
         said[key] = tuple(ids)
+    shown_data = dict(data.get("shown", {}))
+    shown_group = _pop_group(shown_data, "shown")
+    shown = {key: _shown(key, how) for key, how in shown_data.items()}
     policy = Policy(
         voices=voices,
         amplitude=int(render.get("amplitude", 100)),
@@ -112,6 +159,8 @@ def parse(data: dict[str, Any]) -> Policy:
         countdown=groups["countdown"],
         events=said,
         event=event_group,
+        shown=shown,
+        shown_group=shown_group,
     )
     if "{n}" not in policy.countdown_id:
         raise VoicePolicyError("voice.toml countdown.id: must contain {n}")

@@ -3,8 +3,10 @@
 Runs on the session's thread and only decides: it hands a ``Say`` to its sink (the output's
 queue) and returns at once. What it says is data (kiosk/voice/voice.toml): the current guidance
 prompt when it appears (and again after a while if it is still showing), the countdown's numbers,
-and the entries named for transitions (start, consent, review, result). The same (entry, language)
-is not said again within its group's ``min_repeat_s``. Large text mode speaks slower.
+the entries named for transitions (start, consent, review, result) and for parts of the screen as
+they appear (requirements, "Need more time?", a stuck-guidance hint, why the last session ended,
+large text switched on). The same (entry, language) is not said again within its group's
+``min_repeat_s``. Large text mode speaks slower.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kiosk.voice.policy import Group, Policy
+from kiosk.text import catalogue
+from kiosk.voice.policy import Group, Policy, Shown
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class Speaker:
         self._last: dict[tuple[str, str], float] = {}  # (id, lang) -> when it was last said
         self._prompt: tuple[str, str] | None = None  # the prompt showing (id, lang)
         self._count: int | None = None  # the countdown number last reached
+        self._shown: dict[str, tuple[str, ...] | None] = {}  # what each shown part last said
+        self._spoke = -math.inf  # when anything was last said
         self._counts = policy.countdown_ids()
 
     def _lang(self, snap: Mapping[str, Any]) -> str | None:
@@ -62,6 +67,7 @@ class Speaker:
             return False
         for i in fresh:
             self._last[(i, lang)] = now
+        self._spoke = now
         slow = bool(snap.get("large_text", False))
         self.sink(Say(now, fresh, lang, slow, group.interrupt, why))
         return True
@@ -80,12 +86,33 @@ class Speaker:
         """Each turn of the main loop, with the newest published state: prompts and countdown."""
         state = snap.get("state")
         self._observe_prompt(snap)  # before the countdown: a number due on the same turn is not cut
+        for key, how in self.policy.shown.items():
+            ids = self._shown_ids(how, snap.get(key))
+            if ids != self._shown.get(key):
+                self._shown[key] = ids
+                if ids:
+                    self._say(ids, self.policy.shown_group, "shown", snap)
         if state == "countdown" and snap.get("countdown") is not None:
             n = math.ceil(float(snap["countdown"]) - 1e-6)
             if n != self._count:
                 self._count = n
                 if n in self._counts:
                     self._say([self._counts[n]], self.policy.countdown, "countdown", snap)
+
+    @staticmethod
+    def _shown_ids(how: Shown, value: Any) -> tuple[str, ...] | None:
+        """The entries that say a shown part (None when it is not showing or has no entry)."""
+        if not value:
+            return None
+        ids = list(how.say)
+        if how.each and isinstance(value, list):
+            ids += [i for i in (how.each.format(item=item) for item in value) if i in catalogue()]
+        if how.match:
+            shown = value.get(how.field) if how.field and isinstance(value, dict) else value
+            if isinstance(shown, dict):  # the {zh, en} on the screen -> its entry
+                zh = shown.get("zh")
+                ids += [k for k, e in catalogue().items() if k.startswith(how.match) and e["zh"] == zh][:1]
+        return tuple(ids) or None
 
     def _observe_prompt(self, snap: Mapping[str, Any]) -> None:
         if snap.get("state") not in self.policy.prompt_states:
@@ -98,8 +125,8 @@ class Speaker:
             return
         key, id_ = (str(prompt), lang), f"prompt.{prompt}"
         repeat = self.policy.repeat_while_shown_s
-        said = self._last.get((id_, lang), -math.inf)
-        again = key == self._prompt and repeat > 0 and self.clock() - said >= repeat
+        quiet = self.clock() - self._spoke  # a prompt still showing is repeated into silence only
+        again = key == self._prompt and repeat > 0 and quiet >= repeat
         if key != self._prompt or again:
             self._prompt = key
             self._say([id_], self.policy.prompt, "prompt", snap)
