@@ -127,7 +127,9 @@ class ReceiptConfig:
     printer: str = "virtual"  # virtual | file | usb | serial | network
     printer_target: str = ""  # file path, usb VID:PID (hex), serial DEV[:BAUD], network HOST[:PORT]
     paper_mm: int = 58  # 58 or 80
-    retention_days: float = 30.0  # photos are deleted this long after the platform confirmed the upload
+    # photos are deleted this long after nothing needs them (the slip handed over; the upload settled),
+    # at most kiosk.store.STANDALONE_MAX_DAYS on a terminal that uploads nothing
+    retention_days: float = 30.0
     layouts_file: str = ""  # a province's cities and slips (shaped like receipt/layouts.toml); "": Guangdong
     home_city: str = ""  # the city offered first (id or name as typed); "": the layouts file's home
 
@@ -160,6 +162,14 @@ class MonitorConfig:
 
 
 @dataclass(frozen=True)
+class ServiceConfig:
+    """The long-running service itself (`kiosk run`, kiosk.memory's guard)."""
+
+    # RSS at idle above this: exit with the restart status for systemd, between citizens (0: never)
+    memory_ceiling_mb: float = 400.0
+
+
+@dataclass(frozen=True)
 class Config:
     state_dir: Path = field(default_factory=lambda: default_state_dir())
     vision: VisionConfig = field(default_factory=VisionConfig)
@@ -170,6 +180,7 @@ class Config:
     receipt: ReceiptConfig = field(default_factory=ReceiptConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     voice: VoiceConfig = field(default_factory=VoiceConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
     # where it came from; not a setting (``config get`` does not list it)
     source: ConfigSource = field(default_factory=lambda: ConfigSource(), compare=False, repr=False)
 
@@ -288,6 +299,8 @@ def _validate(obj: Any, prefix: str) -> None:
             raise ConfigError(f"config key {prefix}languages: a list of distinct zh, en")
     if isinstance(obj, ConsoleConfig):
         _validate_console(obj, prefix)
+    if isinstance(obj, ServiceConfig) and obj.memory_ceiling_mb < 0:
+        raise ConfigError(f"config key {prefix}memory_ceiling_mb: must be 0 (no ceiling) or more")
     if isinstance(obj, MonitorConfig):
         problem = _check_monitor(obj)
         if problem:
