@@ -29,6 +29,7 @@ log = logging.getLogger("kiosk.service")
 IDLE_POLL_S = 0.05
 OUTBOX_EVERY_S = 60.0
 READINESS_EVERY_S = 20.0  # how soon the idle screen learns that the platform is down (or back)
+PREFLIGHT_FRESH_S = 5.0  # a touch on Start re-checks (off the session's thread) an older answer
 RESTART_EXIT = 75  # not 0: kiosk.service has Restart=on-failure
 
 
@@ -153,8 +154,7 @@ class Service:
         probes = {"history": lambda: len(self.session.history)}
         if hasattr(device, "held_bytes"):  # the virtual printer: what it keeps of past slips
             probes["printer_held_mb"] = lambda: round(device.held_bytes() / 2**20, 3)
-        ceiling = getattr(getattr(self.cfg, "service", None), "memory_ceiling_mb", 0.0)
-        return MemoryGuard.from_env(ceiling, probes=probes)
+        return MemoryGuard.from_env(self.cfg.service.memory_ceiling_mb, probes=probes)
 
     def _monitor(self) -> Any:
         """Fleet monitoring (kiosk.monitor), handed a snapshot of counts and device states, never the
@@ -243,10 +243,38 @@ class Service:
             log.warning("memory-restart not audited: %s", exc)
         self.request_restart()
 
-    def _preflight(self) -> dict[str, str] | None:
-        """Before a citizen starts: can a number be issued now (platform reachable)?"""
+    # what the last readiness check found: (monotonic time, refusal or None); see _preflight
+    _readiness: tuple[float, dict[str, str] | None] = (float("-inf"), None)
+    _refreshing = False
+
+    def _check_readiness(self) -> dict[str, str] | None:
+        """Can a number be issued now (store, clock, platform reachable)? May talk to the platform:
+        called from the background loop and worker threads, never the session's."""
         refusal = self.receipts.ready()
-        return None if refusal is None else {"zh": refusal[0], "en": refusal[1]}
+        result = None if refusal is None else {"zh": refusal[0], "en": refusal[1]}
+        self._readiness = (time.monotonic(), result)
+        return result
+
+    def _preflight(self) -> dict[str, str] | None:
+        """Asked on the session's thread before a citizen starts. With the platform authority this is
+        the last check's answer (a slow platform froze the session 51 s, past the watchdog); a stale
+        one is re-checked on a worker thread and the idle screen told. Local checks run here."""
+        if self.cfg.receipt.authority != "platform":
+            return self._check_readiness()
+        at, result = self._readiness
+        if time.monotonic() - at > PREFLIGHT_FRESH_S and not self._refreshing:
+            self._refreshing = True
+            threading.Thread(target=self._refresh_readiness, name="readiness", daemon=True).start()
+        return result
+
+    def _refresh_readiness(self) -> None:
+        try:
+            message = self._check_readiness()
+            self.session.post("readiness", "api", message=message)
+        except Exception as exc:  # noqa: BLE001 - the background loop tries again
+            log.warning("readiness: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        finally:
+            self._refreshing = False
 
     def _console_handlers(self) -> Any:
         """The maintenance console's commands, served on the service API (kiosk.maintenance)."""
@@ -294,7 +322,7 @@ class Service:
                 continue
             try:
                 # every authority: the clock (kiosk.clock) gates local numbers too
-                self.session.post("readiness", "api", message=self._preflight())
+                self.session.post("readiness", "api", message=self._check_readiness())
                 if uploads and time.monotonic() - last_outbox >= OUTBOX_EVERY_S:
                     last_outbox = time.monotonic()
                     self.receipts.run_outbox()

@@ -106,7 +106,7 @@ def _free_port() -> int:
 def test_over_the_ceiling_the_service_finishes_the_session_then_exits_for_a_restart(tmp_path):
     """A ceiling far below the service's size: the citizen is served to the end, and only back at
     idle does `kiosk run` exit with the restart status, audited in the store."""
-    from endurance import Ui, one_session
+    from endurance import Ui
 
     from kiosk.service import RESTART_EXIT
     from kiosk.service_api import call
@@ -125,6 +125,7 @@ def test_over_the_ceiling_the_service_finishes_the_session_then_exits_for_a_rest
         stderr=subprocess.PIPE,
         text=True,
     )
+    err = ""
     try:
         assert proc.stdout.readline().startswith("kiosk: UI on")
         status = call(tmp_path / "state" / "kiosk.sock", "status")
@@ -132,13 +133,24 @@ def test_over_the_ceiling_the_service_finishes_the_session_then_exits_for_a_rest
         time.sleep(1.0)
         assert proc.poll() is None  # over the ceiling from the start, but no session yet: stays
         ui = Ui(port)
-        result = one_session(ui, port, timeout=120)  # the whole session is served ...
-        assert result["number"] and result["printed"]
-        rc = proc.wait(30)  # ... and the service leaves at idle
+        for event, fields, reached in (  # the whole session is served ...
+            ("start", {}, ("choose",)),
+            ("choose", {"profile": "id_card", "city": "shenzhen"}, ("consent",)),
+            ("consent", {}, ("requirements",)),
+            ("accept", {}, ("review",)),
+            ("accept", {}, ("done",)),
+        ):
+            ui.post(event, **fields)
+            state = ui.wait(reached, 120)
+            assert proc.poll() is None, f"exited in {state['state']}"
+        assert state["result"]["number"] and state["result"]["printed"]
+        ui.post("accept")  # the citizen leaves: back to idle ...
+        rc = proc.wait(30)  # ... where the service exits
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=30)
+        print(err[-3000:])  # shown when the test fails
     assert rc == RESTART_EXIT, err[-2000:]
     assert "memory above the ceiling at idle" in err and "Traceback" not in err
     db = sqlite3.connect(tmp_path / "state" / "kiosk.sqlite3")
@@ -161,3 +173,15 @@ def test_fifteen_sessions_through_kiosk_run_stay_flat(tmp_path, capsys):
     assert res["fds"][1] - res["fds"][0] <= 1
     assert res["threads"][1] - res["threads"][0] <= 1
     assert res["rss_slope_mb_per_session"] < 0.25  # it was 0.45 MB per session with every slip kept
+
+
+def test_the_ceiling_is_configured_in_the_service_section(tmp_path):
+    from kiosk.config import ConfigError, load_config
+
+    assert load_config(None, tmp_path).service.memory_ceiling_mb == 400.0
+    path = tmp_path / "kiosk.toml"
+    path.write_text("[service]\nmemory_ceiling_mb = 0\n")
+    assert load_config(path, tmp_path).service.memory_ceiling_mb == 0.0  # no ceiling
+    path.write_text("[service]\nmemory_ceiling_mb = -5\n")
+    with pytest.raises(ConfigError, match=r"^config key service.memory_ceiling_mb: must be 0"):
+        load_config(path, tmp_path)
