@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from kiosk.photo import measures as M
+from kiosk.photo.framing import EdgeContact, image_edge_contact
 from kiosk.photo.profiles import Profile, Rule
 from kiosk.photo.results import CheckResult
 from kiosk.vision.accessories import head_covering
@@ -95,6 +96,10 @@ def evaluate(
     k = w / profile.size[0]  # image pixels per nominal profile pixel
     geo = M.face_geometry(face) if face is not None else None
     hair = M.hair_top(person, geo) if (face is not None and person is not None) else None
+    contact = None
+    if geo is not None and person is not None:
+        contact = image_edge_contact(person, geo.eye_y, round(t["head_in_frame_margin"] * h))
+    results.append(head_in_frame(contact, profile, w, h))
 
     for name in profile.priority:
         rule = profile.rules[name]
@@ -155,6 +160,22 @@ def evaluate(
     for r in results:
         r.severity = profile.severity.get(r.id, "error")
     return results
+
+
+def head_in_frame(contact: EdgeContact | None, profile: Profile, width: int, height: int) -> CheckResult:
+    """The whole head (hair included) inside what the camera saw, with a margin, and no part of
+    the person where the source ends (kiosk.photo.framing): otherwise the photo would show a
+    flat-cut head or an invented background in place of the person (issue 18)."""
+    t = profile.thresholds
+    limit = t["head_in_frame_touch_max"]
+    if contact is None:
+        return _unmeasured("head_in_frame", limit)
+    margin = t["head_in_frame_margin"] * height
+    value = contact.worst(width)
+    ok = value <= limit and contact.crown_margin >= margin
+    crown = None if np.isinf(contact.crown_margin) else contact.crown_margin
+    details = {"head_px": contact.head, "body_px": contact.body, "crown_margin_px": crown}
+    return CheckResult("head_in_frame", value, limit, ok, "pass" if ok else "fail", details=details)
 
 
 def _head_covering(rgb: np.ndarray, face: Face) -> CheckResult:

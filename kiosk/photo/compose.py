@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from kiosk.photo import measures as M
+from kiosk.photo.framing import EdgeContact, edge_contact
 from kiosk.photo.profiles import Color, Profile
 from kiosk.vision.segmentation import PersonSegmenter
 from kiosk.vision.types import Face
@@ -32,6 +33,8 @@ class Placement:
     conflicts: list[str] = field(default_factory=list)
     outside: float = 0.0  # fraction of the photo that lay outside the source image (filled with background)
     intended: dict[str, float] = field(default_factory=dict)  # rule -> value the photo should measure
+    contact: EdgeContact | None = None  # the person at the source's edge (head_in_frame)
+    margin: float = 0.0  # photo pixels the head must keep from the source's edge
 
     def to_json(self) -> dict:
         return {
@@ -41,6 +44,15 @@ class Placement:
             "conflicts": list(self.conflicts),
             "outside": round(self.outside, 4),
             "intended": {k: round(v, 2) for k, v in self.intended.items()},
+            "edge_contact": None
+            if self.contact is None
+            else {
+                "head_px": round(self.contact.head, 1),
+                "body_px": round(self.contact.body, 1),
+                "crown_margin_px": None
+                if math.isinf(self.contact.crown_margin)
+                else round(self.contact.crown_margin, 1),
+            },
         }
 
 
@@ -212,7 +224,9 @@ def compose(
     m[0, 2] += w / 2 - cheeks[:, 0].mean()
     m[1, 2] += pad + 0.08 * h - crown_y
     canvas_size = (w, h + 2 * pad)
-    canvas = M.resample(rgb, m, canvas_size)
+    # beyond the source the edge is extended, never painted: a person cut by the edge continues
+    # into it, so the segmenter sees the cut (head_in_frame) instead of a wall of black or white
+    canvas = M.resample(rgb, m, canvas_size, border_mode=cv2.BORDER_REPLICATE)
     valid = M.resample(np.full(rgb.shape[:2], 255, np.uint8), m, canvas_size, cv2.INTER_NEAREST) > 0
     person = segmenter.mask(canvas)
     crown_c, chin_c = M.apply(m, np.array([face.crown, face.chin], dtype=np.float64))
@@ -230,6 +244,8 @@ def compose(
     eye_y = cgeo.eye_y - calib.offset.get("eye_line", 0.0)
     top, vconf = choose_top(profile, hair_y, eye_y, (0, 2 * pad))
     conflicts += vconf
+    margin = profile.thresholds["head_in_frame_margin"] * h
+    contact = edge_contact(person, valid, cgeo.chin_y, (top, top + h), round(margin), tuple(crown_c))
     rows = slice(top, top + h)
     photo_rgb, ok = canvas[rows], valid[rows].astype(np.float32)
     alpha = matte(photo_rgb, segmenter.mask(photo_rgb), ok)  # the photo's own view: finest mask
@@ -249,5 +265,7 @@ def compose(
         conflicts=conflicts,
         outside=float(1.0 - ok.mean()),
         intended=intended,
+        contact=contact,
+        margin=margin,
     )
     return Composition(image, placement, alpha)

@@ -51,6 +51,7 @@ def resample(
     size: tuple[int, int],
     flags: int = cv2.INTER_LINEAR,
     border_value: float | tuple = 0,
+    border_mode: int = cv2.BORDER_CONSTANT,
 ) -> np.ndarray:
     """warpAffine that stays anti-aliased when the map shrinks a lot (a 12 MP still to a photo).
 
@@ -75,7 +76,7 @@ def resample(
             back = np.array([[(x1 - x0) / rw, 0, x0], [0, (y1 - y0) / rh, y0], [0, 0, 1]])
             m = np.vstack([m, [0, 0, 1]]) @ back
             m, src = m[:2], small
-    return cv2.warpAffine(src, m, size, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=border_value)
+    return cv2.warpAffine(src, m, size, flags=flags, borderMode=border_mode, borderValue=border_value)
 
 
 def level_matrix(

@@ -42,6 +42,10 @@ THRESHOLD_KEYS = {
     "background_uniformity_max": float,
     "white_clothing_max": float,
     "glasses_glare_max": float,
+    "head_in_frame_margin": float,
+    "head_in_frame_touch_max": float,
+    "background_off_color_max": float,
+    "background_color_tolerance": float,
 }
 SEVERITIES = ("error", "warning")
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from kiosk.config import VisionConfig
 from kiosk.errors import InputError, KioskError
-from kiosk.photo.checks import byte_range, evaluate
+from kiosk.photo.checks import byte_range, evaluate, head_in_frame
 from kiosk.photo.compose import Calibration, choose_scale, compose
 from kiosk.photo.encode import encode_in_range
 from kiosk.photo.measures import face_geometry
@@ -138,6 +138,7 @@ class PhotoTools:
             comp = compose(rgb, analysis.faces[0], profile, self.segmenter, color, calib)
             enc = encode_in_range(comp.image, *byte_range(profile), profile.dpi)
             report = self.check(enc.data, profile)  # the output is judged from its bytes, decoded again
+            _source_framing(report, comp.placement, profile)
             misses = sum(1 for c in report.checks if c.id in GEOMETRY_IDS and not c.passed)
             if best is None or misses < best_misses:
                 best = PhotoResult(enc.data, report, enc, comp.placement, source_size)
@@ -147,6 +148,19 @@ class PhotoTools:
             calib = calib.learn(comp.placement.intended, _geometry_measures(report, profile))
         assert best is not None
         return best
+
+
+def _source_framing(report: CheckReport, placement, profile: Profile) -> None:
+    """head_in_frame of a made photo is judged on the source too (the output's own edges cannot
+    show a head the composer already cut flat): the source's failure replaces the output's pass."""
+    own = report.get("head_in_frame")
+    w, h = profile.size
+    src = head_in_frame(placement.contact, profile, w, h)
+    src.severity = profile.severity.get("head_in_frame", "error")
+    if own is None:
+        report.checks.insert(1, src)
+    elif own.passed and not src.passed:
+        report.checks[report.checks.index(own)] = src
 
 
 def _background(profile: Profile, background: str | None) -> Color | None:
