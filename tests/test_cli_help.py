@@ -32,7 +32,7 @@ def test_help_opens_with_what_the_terminal_does_and_lists_every_command(capsys):
     assert "citizen" in description and "argument parsing" not in out
     top = {p[0] for p, _, _ in commands(build_parser())}
     assert top == {"demo", "run", "analyze", "profiles", "check", "make-photo", "receipt", "platform",
-                   "store", "console", "update"}  # fmt: skip
+                   "store", "console", "update", "fleet"}  # fmt: skip
     assert out.index("demo  ") < out.index("update  ")  # the citizen's job first, service tools last
 
 
