@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from kiosk.config import ConfigError, VoiceConfig, load_config
-from kiosk.text import catalogue, text
+from kiosk.text import catalogue, placeholders, text
 from kiosk.voice import build_voice
 from kiosk.voice.cache import WavCache, wav_seconds
 from kiosk.voice.player import AplayPlayer, NullPlayer
@@ -68,6 +68,7 @@ def test_the_policy_names_catalogue_entries_and_holds_no_words():
     ids = policy.fixed_ids()
     assert {"prompt.perfect", "voice.count.3", "ui.choose", "ui.done"} <= set(ids)
     assert all(i in catalogue() for i in ids)
+    assert not [i for i in ids if placeholders(catalogue()[i]["zh"])]  # said as they are: no {fields}
     assert policy.said_on("idle", "choose") == ("ui.choose",)
     assert policy.said_on("capture", "guidance") == ("session.photo_refused",)
     assert policy.said_on("countdown", "guidance") == ()
@@ -400,6 +401,25 @@ def test_without_espeak_the_voice_is_off_with_one_log_line(tmp_path, monkeypatch
 
 def test_the_null_player_plays_nothing():
     NullPlayer().play(Path("/nonexistent.wav"), 1.0)  # simulation: never touches the file
+
+
+@pytest.mark.slow
+def test_kiosk_run_speaks_through_its_station(start_service, tmp_path):
+    """`kiosk run --sim`: the station's voice hears the real service's session; in simulation it
+    plays nothing and so renders nothing."""
+    import time
+
+    svc = start_service()
+    voice = svc.station.voice
+    assert voice is not None and voice.enabled and voice.output.player.name == "null"
+    svc.session.post("lang", lang="en")
+    svc.session.post("start")
+    deadline = time.monotonic() + 30
+    while not any(p.id == "ui.choose" for p in voice.output.heard) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [(p.id, p.lang) for p in voice.output.heard][:1] == [("ui.choose", "en")]
+    assert voice.output.drain(10) and voice.status()["rendered"] == 0
+    assert not list((tmp_path / "state" / "cache").glob("voice/*.wav"))
 
 
 # --- kiosk demo --voice ------------------------------------------------------------------------------

@@ -16,8 +16,9 @@ import wave
 from collections.abc import Iterable
 from pathlib import Path
 
+from kiosk.errors import KioskError
 from kiosk.text import text
-from kiosk.voice.render import Renderer, RenderError
+from kiosk.voice.render import Renderer
 
 log = logging.getLogger("kiosk.voice")
 
@@ -41,12 +42,16 @@ class WavCache:
     def path(self, id: str, lang: str, slow: bool) -> Path:
         """Where the WAV of (id, lang, rate) for the current text and engine is (rendered or not)."""
         rate = self.renderer.policy.rate(lang, slow)
-        digest = self.renderer.key(text(id, lang), lang, slow)
+        digest = self.renderer.key(text(id, lang), lang, slow)  # CatalogueError: no such entry
         return self.root / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', id)}.{lang}.{rate}.{digest}.wav"
 
     def get(self, id: str, lang: str, slow: bool) -> Path | None:
         """The WAV, rendered now if it is not in the cache; None when it cannot be (logged once)."""
-        out = self.path(id, lang, slow)
+        try:
+            out = self.path(id, lang, slow)
+        except KioskError as exc:
+            log.warning("%s", exc)
+            return None
         with self._lock:  # one render of a file at a time: prepare and the player may ask together
             if out.exists():
                 self.hits += 1
@@ -56,7 +61,7 @@ class WavCache:
             try:
                 self.root.mkdir(parents=True, exist_ok=True)
                 self.renderer.render(text(id, lang), lang, slow, out)
-            except (RenderError, OSError) as exc:
+            except (KioskError, OSError) as exc:  # a render failed, or an entry that cannot be said
                 self.failed[out.name] = str(exc)
                 log.warning("%s", exc)
                 return None
