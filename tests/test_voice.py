@@ -102,6 +102,32 @@ def test_mandarin_goes_to_espeak_as_tone_numbered_pinyin():
     assert to_pinyin("三") == "san1"
 
 
+@pytest.mark.parametrize(
+    "zh, pinyin",
+    [
+        ("请降低一点身体", "qing3 jiang4 di1 yi4 dian3 shen1 ti3"),  # pypinyin alone: xiang2 (pinyin.toml)
+        ("因长时间无操作", "yin1 chang2 shi2 jian1 wu2 cao1 zuo4"),  # pypinyin alone: zhang3
+        ("请保持不动", "qing3 bao3 chi2 bu2 dong4"),  # 不 before tone 4
+        ("只有您一人", "zhi3 you3 nin2 yi4 ren2"),  # 一 before tones 1-3
+        ("上一次", "shang4 yi2 ci4"),  # 一 before tone 4
+        ("第一次", "di4 yi1 ci4"),  # an ordinal keeps its tone
+        ("头巾（宗教原因除外）和发卡", "tou2 jin1, zong1 jiao4 yuan2 yin1 chu2 wai4, he2 fa4 qia3"),
+    ],
+)
+def test_pinyin_corrections_and_tone_changes(zh, pinyin):
+    assert to_pinyin(zh) == pinyin
+
+
+def test_every_spoken_mandarin_entry_becomes_one_syllable_per_character():
+    import re
+
+    for id_ in load_policy().fixed_ids():
+        zh = text(id_, "zh")
+        said = to_pinyin(zh)
+        assert re.fullmatch(r"[a-z]+[1-5]([,.!?]? [a-z]+[1-5])*[,.!?]?", said), (id_, said)
+        assert len(said.split()) == sum("\u4e00" <= c <= "\u9fff" for c in zh), (id_, said)
+
+
 @needs_espeak
 def test_the_pinyin_voice_reads_mandarin_where_the_cmn_voice_misreads_the_characters():
     """espeak-ng -x: the cmn voice spells the characters partly as English ("(en)" switches); the

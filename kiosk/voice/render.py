@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
+import tomllib
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,11 +21,15 @@ from kiosk.errors import KioskError
 from kiosk.voice.policy import Policy
 
 ENGINE = "espeak-ng"
-RENDER_REV = "1"  # bump when the way text is prepared for the engine changes: every cache entry is redone
-# full-width punctuation -> what espeak-ng pauses on
+RENDER_REV = "2"  # bump when the way text is prepared for the engine changes: every cache entry is redone
+PINYIN_FILE = Path(__file__).with_name("pinyin.toml")
+# full-width punctuation -> what espeak-ng pauses on (brackets: a pause, not a spoken "bracket")
 _PUNCT = str.maketrans(
-    {"，": ",", "。": ".", "！": "!", "？": "?", "、": ",", "；": ";", "：": ":", "…": "..."}
+    {"，": ",", "。": ".", "！": "!", "？": "?", "、": ",", "；": ",", "：": ",", "…": "."}
+    | {"（": ",", "）": ","}
 )
+_SYLLABLE = re.compile(r"[a-z]+[1-5]")
+_NUMERALS = set("零〇一二三四五六七八九十百千万第")
 
 
 class RenderError(KioskError):
@@ -38,13 +44,64 @@ def pinyin_available() -> bool:
     return True
 
 
-def to_pinyin(text: str) -> str:
-    """Chinese text -> tone-numbered pinyin syllables (tone 5: neutral), punctuation kept as ASCII."""
+@lru_cache(maxsize=1)
+def _phrases() -> dict[str, list[str]]:
+    """pinyin.toml: phrases pypinyin gets wrong -> their syllables, longest first."""
+    data = tomllib.loads(PINYIN_FILE.read_text(encoding="utf-8"))["phrases"]
+    return {k: v.split() for k, v in sorted(data.items(), key=lambda kv: -len(kv[0]))}
+
+
+def _tokens(text: str) -> list[tuple[str | None, str]]:
+    """(Chinese character, its syllable) in order; (None, other text) for what is not Chinese."""
     from pypinyin import Style, lazy_pinyin
 
-    words = lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True)
-    out = " ".join(w.translate(_PUNCT).strip() for w in words if w.strip())
-    return " ".join(out.replace(" ,", ",").replace(" .", ".").replace(" !", "!").replace(" ?", "?").split())
+    out: list[tuple[str | None, str]] = []
+    plain = ""
+
+    def flush() -> None:
+        han = iter(c for c in plain if "\u4e00" <= c <= "\u9fff")
+        for item in lazy_pinyin(plain, style=Style.TONE3, neutral_tone_with_five=True):
+            out.append((next(han, None), item) if _SYLLABLE.fullmatch(item) else (None, item))
+
+    i = 0
+    while i < len(text):
+        phrase = next((p for p in _phrases() if text.startswith(p, i)), None)
+        if phrase is None:
+            plain += text[i]
+            i += 1
+            continue
+        flush()
+        plain = ""
+        out += list(zip(phrase, _phrases()[phrase], strict=True))
+        i += len(phrase)
+    flush()
+    return out
+
+
+def _sandhi(tokens: list[tuple[str | None, str]]) -> list[str]:
+    """一 and 不 change tone before another syllable (不动 bu2 dong4, 一人 yi4 ren2, 一次 yi2 ci4);
+    espeak-ng itself applies the third-tone sandhi. 一 as a numeral (第一, 十一, alone) keeps yi1."""
+    out = [s for _, s in tokens]
+    for k, (char, _) in enumerate(tokens[:-1]):
+        nxt_char, nxt = tokens[k + 1]
+        if nxt_char is None or char not in ("一", "不"):
+            continue
+        tone = int(nxt[-1])
+        if char == "不" and tone == 4:
+            out[k] = "bu2"
+        elif char == "一" and (k == 0 or tokens[k - 1][0] not in _NUMERALS) and tone != 5:
+            out[k] = "yi2" if tone == 4 else "yi4"
+    return out
+
+
+def to_pinyin(text: str) -> str:
+    """Chinese text -> tone-numbered pinyin syllables (tone 5: neutral), punctuation as ASCII pauses:
+    pypinyin, the corrections of pinyin.toml, and the tone changes of 一 and 不."""
+    words = [w.translate(_PUNCT).strip() for w in _sandhi(_tokens(text))]
+    out = " ".join(w for w in words if w)
+    for mark in ",.!?":
+        out = out.replace(" " + mark, mark)
+    return " ".join(re.sub(r"([,.!?])[,.!?]+", r"\1", out).split())
 
 
 @lru_cache(maxsize=8)
