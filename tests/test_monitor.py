@@ -63,9 +63,15 @@ class Mosquitto:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
             self.proc.terminate()
             self.proc.wait(10)
         self.proc = None
+
+    def freeze(self, frozen: bool = True) -> None:
+        """SIGSTOP: connections stay open and nothing answers (a broker that hangs, or is very slow)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
 
 
 @pytest.fixture
@@ -376,18 +382,30 @@ def _whole_session(svc, timeout: float = 60.0) -> dict[str, float]:
 
 @needs_broker
 @pytest.mark.slow
-def test_a_broker_away_for_a_whole_session_changes_nothing_for_the_citizen(tmp_path, broker, start_service):
+@pytest.mark.parametrize("away", ["stopped", "frozen"])
+def test_a_broker_away_for_a_whole_session_changes_nothing_for_the_citizen(
+    tmp_path, broker, start_service, away
+):
+    """stopped: connections refused the whole session (reconnect attempts with back-off); frozen: the
+    connection stays open and nothing answers (a hung or very slow broker), publishes go nowhere."""
+    from kiosk.service_api import call
+
     rec = Recorder(broker.url, "kiosk/#")
     svc = _service(tmp_path, broker.url, start_service)
     try:
         assert rec.wait(lambda: rec.last("kiosk/tianhe/001/state"))
+        assert call(svc.api_path, "status")["monitor"]["connected"] is True
         with_broker = _whole_session(svc)
         assert rec.wait(lambda: (json.loads(rec.last("kiosk/tianhe/001/state") or b"{}").get("numbers_today")
                                  == 1))
-        broker.stop()
-        assert rec.wait(lambda: not svc.monitor.connected.is_set(), 5)
+        if away == "stopped":
+            broker.stop()
+            assert rec.wait(lambda: not svc.monitor.connected.is_set(), 5)
+        else:
+            broker.freeze()
         without = _whole_session(svc)
-        assert not svc.monitor.connected.is_set()  # the whole session ran with the broker away
+        if away == "stopped":
+            assert not svc.monitor.connected.is_set()  # the whole session ran with the broker away
         # the same session: the broker's absence adds nothing a citizen could notice
         for state in ("countdown", "capture", "handover"):
             assert without[state] <= with_broker[state] * 1.5 + 0.5, (state, with_broker, without)
@@ -395,12 +413,20 @@ def test_a_broker_away_for_a_whole_session_changes_nothing_for_the_citizen(tmp_p
         assert svc.session.sessions == 2 and svc.monitor.dropped == 0
 
         rec.close()
-        broker.start()  # the same port: the terminal reconnects (back-off) and publishes its state again
+        if away == "stopped":
+            broker.start()  # the same port: the terminal reconnects (back-off) and publishes its state again
+        else:
+            broker.freeze(False)
         rec = Recorder(broker.url, "kiosk/#")
-        state = rec.wait(lambda: json.loads(rec.last("kiosk/tianhe/001/state") or b"{}"), 30)
-        assert state["numbers_today"] == 2 and state["sessions_today"]["completed"] == 2
-        assert state["sessions_today"]["issued"] == 2 and state["monitor"]["reconnects"] >= 1
-        assert rec.last("kiosk/tianhe/001/availability") == b"online"
+        state = rec.wait(lambda: [s for s in [json.loads(rec.last("kiosk/tianhe/001/state") or b"{}")]
+                                  if s.get("numbers_today") == 2], 40)
+        assert state, rec.last("kiosk/tianhe/001/state")
+        state = state[0]
+        assert state["sessions_today"]["completed"] == 2
+        assert state["sessions_today"]["issued"] == 2
+        assert rec.wait(lambda: rec.last("kiosk/tianhe/001/availability") == b"online", 30)
+        if away == "stopped":
+            assert state["monitor"]["reconnects"] >= 1
     finally:
         rec.close()
 
@@ -456,3 +482,69 @@ def test_the_publisher_holds_a_bounded_queue_and_counts_what_it_drops(tmp_path):
     finally:
         mon.stop(timeout=1)
     assert not mon._worker.is_alive()
+
+
+def test_the_fleet_view_lists_problems_first_offline_first():
+    from kiosk.monitor.watch import FleetView, render_table
+
+    view = FleetView()
+    state = clean({"version": "0.1.0", "printer": {"paper": "ok"}, "outbox": {"backlog": 0}, "at": 100})
+    low = clean({"version": "0.1.0", "printer": {"paper": "low"}, "outbox": {"backlog": 4, "oldest_s": 7200}})
+    fleet = (("001", b"online", state), ("002", b"offline", state), ("003", b"online", low))
+    for station, avail, st in fleet:
+        view.feed(f"kiosk/tianhe/{station}/availability", avail, retained=True)
+        view.feed(f"kiosk/tianhe/{station}/state", json.dumps(st).encode(), retained=True)
+    view.feed("kiosk/other/009/availability", b"online", retained=True)
+    view.feed("not/a/terminal/topic", b"x")
+    view.feed("kiosk/tianhe/004/state", b"\xff not json")
+    rows = view.rows()
+    assert [r["station"] for r in rows] == ["002", "003", "009", "001", "004"]
+    assert rows[0]["problems"] == ["offline"] and rows[0]["since"] == 100  # the last state's time
+    assert rows[1]["problems"] == ["paper low", "backlog"]
+    table = render_table(rows, now=160).splitlines()
+    assert table[0].split()[:4] == ["HALL", "STATION", "ONLINE", "SINCE"]
+    assert table[1].split()[:4] == ["tianhe", "002", "OFFLINE", "60s"]
+    assert FleetView("other").hall == "other"
+    only = FleetView("other")
+    only.feed("kiosk/tianhe/001/availability", b"online", retained=True)
+    assert only.rows() == []
+
+
+@needs_broker
+def test_a_refusing_broker_leaves_the_terminal_running_and_a_watcher_gets_one_line(tmp_path):
+    """Wrong credentials: the broker refuses; the publisher keeps trying in the background, nothing
+    raises; with the right password it connects. The watcher's command says why in one line."""
+    from kiosk.monitor import Monitor
+
+    passwd = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwd), "tianhe/001", "right"], check=True)
+    subprocess.run(["mosquitto_passwd", "-b", str(passwd), "watcher", "w"], check=True)
+    conf = f"allow_anonymous false\npassword_file {passwd}\n"
+    if os.geteuid() == 0:
+        conf += "user root\n"
+    b = Mosquitto(tmp_path / "broker", conf=conf).start()
+    wrong, right = tmp_path / "wrong", tmp_path / "right"
+    for path, word in ((wrong, "nope"), (right, "right")):
+        path.write_text(word + "\n")
+        path.chmod(0o600)
+    mons = []
+    try:
+        for pw in (wrong, right):
+            mc = MonitorConfig(broker=b.url, hall="tianhe", keepalive_s=2, username="tianhe/001",
+                               password_file=str(pw), poll_s=0.2)
+            mons.append(Monitor(mc, "001", lambda: {}, version="0.1.0", state_dir=tmp_path).start())
+        bad, good = mons
+        assert good.connected.wait(10)
+        bad.session_changed("done", "idle")
+        time.sleep(1.0)
+        assert not bad.connected.is_set() and bad.status()["connected"] is False
+        cfg = tmp_path / "w.toml"
+        cfg.write_text(f'[monitor]\nusername = "watcher"\npassword_file = "{wrong}"\n')
+        out = subprocess.run([sys.executable, "-m", "kiosk.cli", "--config", str(cfg), "fleet", "watch",
+                              "--json", "--broker", b.url, "--wait", "5"], capture_output=True, text=True,
+                             timeout=30)
+        assert out.returncode == 1 and out.stderr.count("\n") == 1 and "Not authorized" in out.stderr
+    finally:
+        for m in mons:
+            m.stop(timeout=1)
+        b.stop()
