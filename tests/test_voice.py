@@ -334,9 +334,11 @@ class Recorder:
     def __init__(self) -> None:
         self.played: list[tuple[str, str]] = []
 
-    def play(self, wav: Path, volume: float) -> None:
+    def play(self, wav: Path, volume: float, wanted=None) -> None:
         import threading
 
+        if wanted is not None and not wanted():
+            return
         self.played.append((wav.name, threading.current_thread().name))
 
     def stop(self) -> None:
@@ -381,6 +383,46 @@ def test_aplay_gets_the_wav_at_the_configured_volume(tmp_path):
     played, original = samples(tmp_path / "played.wav"), samples(wav)
     assert same_sound(played, original)
     assert rms(played) == pytest.approx(0.5 * rms(original), rel=0.01)
+    (tmp_path / "args").unlink()
+    AplayPlayer(str(fake)).play(wav, 0.5, wanted=lambda: False)  # cut while it was being prepared
+    assert not (tmp_path / "args").exists()
+
+
+@needs_espeak
+def test_a_newer_utterance_cuts_the_one_playing(tmp_path):
+    """The first sound is still playing (a stand-in aplay that holds on) when the next prompt comes:
+    its aplay is ended and the new one is played; nothing queued behind the old one follows."""
+    import time
+
+    fake = tmp_path / "aplay"
+    script = f'cat > "{tmp_path}/played-$$.wav"\necho $$ >> "{tmp_path}/order"\nexec sleep 30\n'
+    fake.write_text("#!/bin/sh\n" + script)
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    clock = Clock()
+    aplay = AplayPlayer(str(fake))
+    voice = build_voice(VoiceConfig(), tmp_path, sim=False, clock=clock, player=aplay, prepare=False)
+    voice.on_transition("review", "done", {"state": "done", "lang": "zh"})  # ui.done, then ui.take_slip
+
+    def started(n: int) -> bool:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if (tmp_path / "order").exists() and len((tmp_path / "order").read_text().split()) >= n:
+                return True
+            time.sleep(0.02)
+        return False
+
+    assert started(1)
+    clock.t = 1.0
+    voice.on_transition("idle", "choose", {"state": "choose", "lang": "zh"})  # interrupts
+    assert started(2)
+    voice.close()  # ends the second one
+    assert voice.output.drain(30)
+    pids = (tmp_path / "order").read_text().split()
+    assert len(pids) == 2  # ui.take_slip, queued behind ui.done, was dropped
+    first, second = (samples(tmp_path / f"played-{pid}.wav") for pid in pids)
+    done = voice.cache.get("ui.done", "zh", False)
+    choose = voice.cache.get("ui.choose", "zh", False)
+    assert same_sound(first, samples(done)) and same_sound(second, samples(choose))
 
 
 # --- off: by configuration, or without espeak-ng ------------------------------------------------------

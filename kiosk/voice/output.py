@@ -46,7 +46,7 @@ class Output:
         """Enqueue (from any thread, never blocking on sound)."""
         with self._cond:
             if say.interrupt:
-                self._gen += 1
+                self._gen += 1  # before stop(): a sound about to start sees it and does not
                 self._queue.clear()
             parts = [
                 Part(say.t, id_, say.lang, say.slow, say.interrupt and k == 0, self._gen)
@@ -70,10 +70,8 @@ class Output:
                 if self.player.name == "null":  # nothing would be played: no render either (simulation)
                     continue
                 wav = self.cache.get(part.id, part.lang, part.slow)
-                with self._cond:
-                    current = part.gen == self._gen
-                if wav is not None and current:
-                    self.player.play(wav, self.volume)
+                if wav is not None:
+                    self.player.play(wav, self.volume, lambda gen=part.gen: gen == self._gen)
             except Exception as exc:  # noqa: BLE001 - the voice must never take the terminal down
                 log.warning("voice: could not play %s: %s", part.id, exc)
             finally:

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import threading
 import wave
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -36,7 +37,9 @@ def scaled_wav(path: Path, volume: float) -> bytes:
 class Player(Protocol):
     name: str
 
-    def play(self, wav: Path, volume: float) -> None: ...
+    # ``wanted`` is asked at the last moment before the sound starts (under the lock ``stop`` takes),
+    # so a sound cut while it was being prepared never starts
+    def play(self, wav: Path, volume: float, wanted: Callable[[], bool] | None = None) -> None: ...
 
     def stop(self) -> None: ...
 
@@ -46,7 +49,7 @@ class NullPlayer:
 
     name = "null"
 
-    def play(self, wav: Path, volume: float) -> None:
+    def play(self, wav: Path, volume: float, wanted: Callable[[], bool] | None = None) -> None:
         log.debug("voice (not played): %s", wav.name)
 
     def stop(self) -> None:
@@ -64,10 +67,12 @@ class AplayPlayer:
         self._lock = threading.Lock()
         self._failed = False
 
-    def play(self, wav: Path, volume: float) -> None:
+    def play(self, wav: Path, volume: float, wanted: Callable[[], bool] | None = None) -> None:
         data = scaled_wav(wav, volume)
         cmd = [self.exe, "-q", *(["-D", self.device] if self.device else []), "-"]
         with self._lock:
+            if wanted is not None and not wanted():
+                return
             try:
                 self._proc = subprocess.Popen(
                     cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
