@@ -75,6 +75,8 @@ class SessionConfig:
     warn_s: float = 15.0
     ended_notice_s: float = 10.0  # after a timeout the idle screen says why the session ended this long
     stuck_hint_s: float = 20.0  # guidance showing one prompt this long adds a specific hint and "call staff"
+    scan_hint_s: float = 5.0  # a returning citizen's slip not read this long: "hold it flat, about 20 cm"
+    scan_timeout_s: float = 30.0  # not read this long: the scan ends with that hint (then idle)
     default_profile: str = "id_card"
     ui_host: str = "127.0.0.1"
     ui_port: int = 8780
@@ -130,6 +132,7 @@ class ReceiptConfig:
     # photos are deleted this long after nothing needs them (the slip handed over; the upload settled),
     # at most kiosk.store.STANDALONE_MAX_DAYS on a terminal that uploads nothing
     retention_days: float = 30.0
+    max_retakes: int = 2  # free retakes per number after a rejected review (issue 15), audited in the store
     layouts_file: str = ""  # a province's cities and slips (shaped like receipt/layouts.toml); "": Guangdong
     home_city: str = ""  # the city offered first (id or name as typed); "": the layouts file's home
 
@@ -346,6 +349,8 @@ def _validate_receipt(obj: ReceiptConfig, prefix: str) -> None:
         raise ConfigError(f"config key {prefix}paper_mm: expected 58 or 80")
     if not 0.0 <= obj.retention_days <= 3650.0:
         raise ConfigError(f"config key {prefix}retention_days: must be between 0 and 3650")
+    if not 0 <= obj.max_retakes <= 10:
+        raise ConfigError(f"config key {prefix}max_retakes: must be between 0 and 10")
 
 
 _PIN_HASH = r"scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+"
@@ -393,7 +398,7 @@ _CONSOLE_SETTABLE = {
     " fps led_frequency button_debounce_ms",
     "session": "steady_s countdown_s max_retakes idle_timeout_s guidance_timeout_s done_s failsafe_s"
     " default_profile ui_host ui_port",
-    "receipt": "upload platform_timeout_s platform_retries printer printer_target paper_mm",
+    "receipt": "upload platform_timeout_s platform_retries printer printer_target paper_mm max_retakes",
     "console": "idle_timeout_s selftest_min_led_gain",
     "voice": "enabled volume",
 }

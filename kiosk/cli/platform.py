@@ -9,6 +9,9 @@ from kiosk.cli.common import add_command
 from kiosk.config import Config
 from kiosk.errors import InputError
 
+# the reference platform's rejection reasons (kiosk.sim.platform.REJECT_REASONS; the CLI imports no sim)
+REJECT_REASONS = ("background", "face_covered", "expression", "glare", "quality", "head_covering", "other")
+
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = add_command(sub, "platform", "the reference photo platform (tests, demos)", [common])
@@ -39,6 +42,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         default="approve",
         help="what the platform's photo review answers (default: %(default)s)",
     )
+    r.add_argument(
+        "--reject-reason",
+        choices=REJECT_REASONS,
+        default="background",
+        help="the reason a rejecting review gives (default: %(default)s); POST /_review decides one number",
+    )
 
 
 def cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
@@ -57,5 +66,6 @@ def cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
         fail_rate=args.fail_rate,
         malformed_rate=args.malformed_rate,
         review=args.review,
+        reject_reason=args.reject_reason,
     )
     return 0

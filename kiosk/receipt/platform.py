@@ -205,7 +205,9 @@ class PlatformClient:
                 last = f"HTTP {status}"
                 continue
             if status >= 400:
-                raise PlatformRejected(f"platform refused: HTTP {status} {str(data.get('error', ''))[:200]}")
+                raise PlatformRejected(
+                    f"platform refused: HTTP {status} {str(data.get('error', ''))[:200]}", http_status=status
+                )
             return data
         raise PlatformError(
             f"platform at {self.host}:{self.port} unavailable after {self.retries + 1} tries ({last})"
@@ -254,6 +256,30 @@ class PlatformClient:
         if state not in REVIEW_STATES:
             raise PlatformError(f"platform: unknown review status {str(state)[:40]!r}")
         return str(state)
+
+    def status(self, number: str) -> dict[str, Any]:
+        """What a returning citizen may see of a number: its review state, the rejection's reason code,
+        document, city and dates (no photo, nobody's data); PlatformRejected("... HTTP 404 ...") for a
+        number the platform never recorded. One deadline for the whole call with its retries."""
+        data = self._request("GET", f"/v1/photos/{urllib.parse.quote(number)}")
+        if data.get("number") != number or data.get("status") not in REVIEW_STATES:
+            raise PlatformError(f"platform: unusable status reply for {number[:40]!r}")
+        keep = ("status", "reason", "document", "city", "issued", "submitted", "decided", "expected_by")
+        out: dict[str, Any] = {k: str(data[k])[:64] for k in keep if isinstance(data.get(k), str)}
+        attempts = data.get("attempts", 1)
+        out["attempts"] = attempts if isinstance(attempts, int) and not isinstance(attempts, bool) else 1
+        out["number"] = number
+        return out
+
+    def resubmit(self, *, number: str, attempt: int, photo: bytes, station: str) -> dict[str, Any]:
+        """The free retake: ``photo`` replaces the rejected one of ``number``. Idempotent by (number,
+        attempt): a retry after a lost reply finds the attempt made and answers the same."""
+        headers = {"Content-Type": "image/jpeg", "X-Station": station}
+        path = f"/v1/photos/{urllib.parse.quote(number)}/attempts/{int(attempt)}"
+        data = self._request("PUT", path, photo, headers)
+        if data.get("number") != number or data.get("status") not in REVIEW_STATES:
+            raise PlatformError(f"platform: unusable resubmission reply for {number[:40]!r}")
+        return data
 
 
 def _reason(exc: BaseException) -> str:

@@ -25,6 +25,7 @@ FONT_A_W = 12  # ASCII cell width in dots; a CJK character takes two cells
 CHINESE_ON = b"\x1c\x26"  # FS &: GB18030 two/four-byte characters from here on
 THUMB_SHARE = {58: 0.45, 80: 0.35}  # share of the paper width used by the photo thumbnail
 REPRINT_MARK = "【{} {}】".format(*catalogue.both("slip.reprint"))  # 【补打 REPRINT】
+RETAKE_MARK = "【{} {}】".format(*catalogue.both("slip.retake"))  # 【重拍 RETAKE】: a free retake
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class SlipData:
     layout: SlipLayout
     reprint: bool = False
     photo: bytes | None = None
+    retake: bool = False  # the new slip of a free retake (same number, new photo)
 
     @property
     def valid_until(self) -> datetime:
@@ -119,10 +121,11 @@ def compose(slip: SlipData, paper_mm: int = 58) -> bytes:
     p.profile.profile_data["media"] = {"dpi": 203, "width": {"mm": paper_mm, "pixels": dots}}
     p.hw("INIT")
     p._raw(CHINESE_ON)
-    if slip.reprint:
-        p.set(align="center", bold=True, invert=True)
-        _line(p, REPRINT_MARK, width)
-        p.set(bold=False, invert=False)
+    for marked, mark in ((slip.reprint, REPRINT_MARK), (slip.retake, RETAKE_MARK)):
+        if marked:
+            p.set(align="center", bold=True, invert=True)
+            _line(p, mark, width)
+            p.set(bold=False, invert=False)
     for block in lay.blocks:
         if block == "title":
             big = cells(lay.title) * 2 <= width
@@ -181,9 +184,10 @@ def compose(slip: SlipData, paper_mm: int = 58) -> bytes:
                 continue  # the number matters, not the picture: a slip is never lost to its thumbnail
             p.set(align="center")
             p.image(thumb, impl="bitImageRaster")
-    if slip.reprint:
-        p.set(align="center", bold=True)
-        _line(p, REPRINT_MARK, width)
+    for marked, mark in ((slip.reprint, REPRINT_MARK), (slip.retake, RETAKE_MARK)):
+        if marked:
+            p.set(align="center", bold=True)
+            _line(p, mark, width)
     p.set(align="left", bold=False)
     p.ln(3)
     p.cut()

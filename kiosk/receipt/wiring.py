@@ -72,6 +72,9 @@ def cities_for_config(cfg: Any) -> Any:
     return cities_for
 
 
+RETURNING_DEADLINE_S = 8.0  # a returning citizen waits at most this long for the platform (all tries)
+
+
 class ReceiptService:
     """Store, authority and printer for the life of the service; calls are serialised by one lock."""
 
@@ -141,6 +144,39 @@ class ReceiptService:
         with self.lock:
             clock = getattr(self.authority, "clock", None)
             return run_outbox(self.store, platform_client(self.cfg, clock), clock=clock)
+
+    # --- the returning citizen (kiosk.receipt.returning) ---------------------------------------
+
+    def _returning_client(self) -> Any:
+        """The platform, when this terminal reaches one (platform authority or uploads), with one
+        overall deadline a citizen waits at most (RETURNING_DEADLINE_S); else None."""
+        rc = self.cfg.receipt
+        if rc.authority != "platform" and not rc.upload:
+            return None
+        client = platform_client(self.cfg, getattr(self.authority, "clock", None))
+        client.deadline = min(getattr(client, "deadline", RETURNING_DEADLINE_S), RETURNING_DEADLINE_S)
+        return client
+
+    def lookup(self, number: str) -> dict[str, Any]:
+        """A scanned number's review for the screen; ReturningRefused says why not (zh/en by code)."""
+        from kiosk.receipt.returning import lookup
+
+        client = self._returning_client()
+        with self.lock:
+            return lookup(number, client, self.store, self.cfg.receipt.max_retakes)
+
+    def retake(self, jpeg: bytes, profile: str, city: str, number: str, attempt: int) -> dict[str, Any]:
+        """The free retake's hand-over: the new photo replaces the rejected one; a 重拍 slip prints."""
+        from kiosk.receipt.returning import retake
+
+        client = self._returning_client()
+        with self.lock:
+            return retake(
+                number=number, attempt=attempt, jpeg=jpeg, profile=profile, city=city, client=client,
+                store=self.store, printer=self.printer, station=self.authority.station,
+                now=self.authority.now(), tz=self.authority.tz, paper_mm=self.paper_mm,
+                max_retakes=self.cfg.receipt.max_retakes,
+            )
 
     def close(self) -> None:
         self.store.close()

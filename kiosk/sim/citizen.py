@@ -27,6 +27,7 @@ class SimCitizen:
 
     def __init__(self, session: Any) -> None:
         self.session = session
+        self.slip: bytes | None = None  # a returning citizen's slip (PNG), held up when the scan starts
 
     def _subject(self) -> Any:
         return getattr(self.session.camera, "subject", None)
@@ -38,8 +39,20 @@ class SimCitizen:
             return
         if new.value == "choose" and old.value == "idle":
             subject.arrive()
+        elif new.value == "scan" and old.value == "idle":
+            subject.arrive()
+            self._hold_slip(self.slip)
+        elif new.value == "guidance" and old.value == "scanned":  # the free retake: the slip put away
+            subject.arrive()
         elif new.value == "idle":
             subject.leave()
+        if old.value == "scan" and new.value != "scan":
+            self._hold_slip(None)
+
+    def _hold_slip(self, slip: bytes | None) -> None:
+        show = getattr(self.session.camera, "show_slip", None)
+        if show is not None:
+            show(slip)
 
     def camera_opened(self, camera: Any) -> None:
         """A freshly (re)opened simulated camera: nobody stands there unless a session runs."""

@@ -30,6 +30,10 @@ from kiosk.errors import InputError, KioskError
 from kiosk.receipt.numbers import format_for, parse
 
 MAX_UPLOAD = 2 * 1024 * 1024
+# why a human review rejects a photo: codes the terminal words in zh/en (kiosk/text/returning.toml reason.*)
+REJECT_REASONS = ("background", "face_covered", "expression", "glare", "quality", "head_covering", "other")
+PUBLIC_RECORD = ("number", "status", "reason", "document", "city", "station", "terminal")  # GET /_records
+REVIEW_DAYS = 2  # a pending review is expected within this many days of the (latest) upload
 
 
 @dataclass
@@ -40,6 +44,7 @@ class Faults:
     fail_rate: float = 0.0
     malformed_rate: float = 0.0
     review: str = "approve"  # approve | reject | pending
+    reject_reason: str = "background"  # the reason code a rejection gives (REJECT_REASONS)
     fail_next: int = 0  # answer 503 without doing anything
     malformed_next: int = 0  # answer a body that is not JSON
     slow_next: int = 0  # process, then wait slow_s before the reply (the client times out)
@@ -90,6 +95,7 @@ class Platform:
         self.by_key: dict[str, dict] = {}
         self.by_number: dict[str, dict] = {}
         self.counters: dict[str, int] = {}
+        self.photos: dict[str, bytes] = {}  # number -> the photo it holds now (a resubmission replaces it)
         self.requests = 0
         self.refusals: list[str] = []  # TLS handshakes refused, and why (tests)
         self.rng = random.Random(seed)
@@ -142,9 +148,13 @@ class Platform:
                 "station": station,
                 "terminal": terminal,  # the certificate's common name: who issued it
                 "at": time.time(),
+                "reason": None,  # a rejection's code (REJECT_REASONS)
+                "decided_at": None,
+                "attempts": [{"attempt": 1, "sha256": digest, "at": time.time(), "terminal": terminal}],
             }
             self.by_key[key] = rec
             self.by_number[rec["number"]] = rec
+            self.photos[rec["number"]] = body
             if self.data_dir:
                 (self.data_dir / f"{rec['number']}.jpg").write_bytes(body)
             return 201, self._public(rec)
@@ -155,18 +165,85 @@ class Platform:
             if rec is None:
                 return 404, {"error": "unknown number"}
             if rec["status"] == "pending" and self.faults.review != "pending":
-                rec["status"] = "approved" if self.faults.review == "approve" else "rejected"
+                self._decide(rec, "approved" if self.faults.review == "approve" else "rejected",
+                             self.faults.reject_reason)
             return 200, self._public(rec)
 
-    @staticmethod
-    def _public(rec: dict) -> dict:
-        return {"number": rec["number"], "status": rec["status"]}
+    def _decide(self, rec: dict, status: str, reason: str | None) -> None:
+        rec["status"] = status
+        rec["reason"] = (reason if reason in REJECT_REASONS else "other") if status == "rejected" else None
+        rec["decided_at"] = time.time() if status != "pending" else None
+
+    def decide(self, number: str, status: str, reason: str | None = None) -> tuple[int, dict]:
+        """Test and demo control (POST /_review): the review of one number, now."""
+        if status not in ("approved", "rejected", "pending"):
+            return 400, {"error": "status must be approved, rejected or pending"}
+        if status == "rejected" and reason not in REJECT_REASONS:
+            return 400, {"error": f"reason must be one of {', '.join(REJECT_REASONS)}"}
+        with self.lock:
+            rec = self.by_number.get(number)
+            if rec is None:
+                return 404, {"error": "unknown number"}
+            self._decide(rec, status, reason)
+            return 200, self._public(rec)
+
+    def resubmit(
+        self, number: str, attempt: int, body: bytes, station: str, terminal: str | None = None
+    ) -> tuple[int, dict]:
+        """The free retake after a rejection: the new photo replaces the number's, idempotent by
+        (number, attempt): the same attempt with the same photo answers as before, with another
+        photo it is a conflict; attempt n+1 only after attempt n was rejected."""
+        digest = hashlib.sha256(body).hexdigest()
+        if terminal is not None and terminal != station:
+            return 403, {"error": f"this terminal's certificate is for station {terminal!r}"}
+        with self.lock:
+            rec = self.by_number.get(number)
+            if rec is None:
+                return 404, {"error": "unknown number"}
+            done = next((a for a in rec["attempts"] if a["attempt"] == attempt), None)
+            if done is not None:
+                if done["sha256"] != digest:
+                    return 409, {"error": f"attempt {attempt} was made with another photo"}
+                return 200, self._public(rec)
+            if attempt != len(rec["attempts"]) + 1:
+                return 409, {"error": f"the next attempt of {number} is {len(rec['attempts']) + 1}"}
+            if rec["status"] != "rejected":
+                return 409, {"error": f"{number} is {rec['status']}: only a rejected photo is resubmitted"}
+            made = {"attempt": attempt, "sha256": digest, "at": time.time(), "terminal": terminal}
+            rec["attempts"].append(made)
+            rec["sha256"] = digest
+            self._decide(rec, "pending", None)
+            self.photos[number] = body
+            if self.data_dir:
+                (self.data_dir / f"{number}.jpg").write_bytes(body)
+            return 201, self._public(rec)
+
+    def _public(self, rec: dict) -> dict:
+        """What the platform tells a terminal about a number: no photo, nobody's data."""
+        last = rec["attempts"][-1]["at"]
+        day = lambda t: datetime.fromtimestamp(t, self.tz).date().isoformat()  # noqa: E731
+        return {
+            "number": rec["number"],
+            "status": rec["status"],
+            "reason": rec.get("reason"),
+            "document": rec.get("document"),
+            "city": rec.get("city"),
+            "issued": day(rec["at"]),
+            "submitted": day(last),
+            "decided": day(rec["decided_at"]) if rec.get("decided_at") else None,
+            "expected_by": day(last + REVIEW_DAYS * 86400) if rec["status"] == "pending" else None,
+            "attempts": len(rec["attempts"]),
+        }
 
     def records(self) -> list[dict]:
-        """Every number with who issued it (test control: GET /_records); no photo hashes."""
+        """Every number with who issued it and its attempts (test control: GET /_records): the
+        hashes say which photo a number holds, the photos themselves stay here."""
         with self.lock:
             return [
-                {k: rec[k] for k in ("number", "status", "document", "city", "station", "terminal")}
+                {
+                    **{k: rec[k] for k in PUBLIC_RECORD},
+                    "attempts": [{"attempt": a["attempt"], "sha256": a["sha256"]} for a in rec["attempts"]],
+                }
                 for rec in self.by_number.values()
             ]
 
@@ -226,7 +303,11 @@ def make_handler(platform: Platform) -> type[BaseHTTPRequestHandler]:
                 return
             if self.path.startswith("/v1/photos/"):
                 status, body = platform.review(self.path.rsplit("/", 1)[1])
-                self._reply(status, body)
+                self._slow()  # the slow mode holds every reply, a review's too
+                try:
+                    self._reply(status, body)
+                except OSError:
+                    pass  # the client gave up waiting
                 return
             self._reply(404, {"error": "not found"})
 
@@ -245,6 +326,19 @@ def make_handler(platform: Platform) -> type[BaseHTTPRequestHandler]:
                         if hasattr(platform.faults, k):
                             setattr(platform.faults, k, v)
                 self._reply(200, asdict(platform.faults))
+                return
+            if self.path == "/_review":  # test and demo control: decide the review of a number
+                n = self._length()
+                try:
+                    data = json.loads(self.rfile.read(max(n, 0)) or b"{}")
+                except ValueError:
+                    data = None
+                if not isinstance(data, dict):
+                    self._reply(400, {"error": "expected a JSON object"})
+                    return
+                status, body = platform.decide(str(data.get("number", "")), str(data.get("status", "")),
+                                               data.get("reason"))
+                self._reply(status, body)
                 return
             if self.path != "/v1/photos":
                 self._reply(404, {"error": "not found"})
@@ -268,6 +362,29 @@ def make_handler(platform: Platform) -> type[BaseHTTPRequestHandler]:
                 self._reply(status, reply)
             except OSError:
                 pass  # the client gave up waiting: the number stays issued under its key
+
+        def do_PUT(self) -> None:  # noqa: N802 - /v1/photos/{number}/attempts/{n}: a resubmission
+            parts = self.path.strip("/").split("/")
+            shape = len(parts) == 5 and parts[:2] == ["v1", "photos"] and parts[3] == "attempts"
+            if not shape or not parts[4].isdigit():
+                self._reply(404, {"error": "not found"})
+                return
+            n = self._length()
+            if n <= 0 or n > MAX_UPLOAD:
+                self._reply(413 if n > MAX_UPLOAD else 400, {"error": "photo missing or too large"})
+                return
+            body = self.rfile.read(n)
+            if self._fault():
+                return
+            status, reply = platform.resubmit(
+                parts[2], int(parts[4]), body, self.headers.get("X-Station", ""),
+                peer_terminal(self.connection),
+            )
+            self._slow()
+            try:
+                self._reply(status, reply)
+            except OSError:
+                pass
 
     return Handler
 

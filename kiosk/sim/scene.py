@@ -95,6 +95,9 @@ SWAY = {"x": 0.003, "y": 0.002, "distance": 0.006, "roll": 0.25, "yaw": 0.25, "p
 SWAY_REVERT = 0.1  # per step
 # A blink: lids close, touch and reopen (seconds); spontaneous blinks come every few seconds.
 BLINK_CLOSE_S, BLINK_SHUT_S, BLINK_OPEN_S = 0.05, 0.03, 0.07
+# A slip held up to the camera: its width as a share of the frame's, how far it is turned and tilted,
+# and where along its length the middle of the view is (the QR code sits at about 60 % of the slip).
+SLIP_WIDTH_SHARE, SLIP_TURN_DEG, SLIP_TILT, SLIP_CODE_AT = 0.5, 8.0, 0.06, 0.6
 BAD_START = Scene(x=-0.14, y=0.06, distance=1.7, roll=10.0, yaw=24.0, pitch=-4.0, mouth=1.0, tilt=0.5)
 
 
@@ -235,6 +238,7 @@ class SimCamera(Camera):
         self.source = source
         self.index = 0
         self.failure: str | None = None  # set by tests: the next frame raises CameraError
+        self.slip: np.ndarray | None = None  # a slip held up to the camera (grey), instead of the face
         self._wall0 = time.monotonic()
         self._prepare(face_rgb, landmarks.astype(np.float32), person)
 
@@ -379,7 +383,45 @@ class SimCamera(Camera):
         g1 = SIDE * (-s.ambient * s.tilt - K_LEFT * left + K_RIGHT * right)
         return g0 + g1 * (side.astype(np.float32) * (1.0 / 127.5) - 1.0)
 
+    def show_slip(self, slip: bytes | np.ndarray | None) -> None:
+        """A returning citizen holds a slip (PNG bytes or a grey/RGB array) up to the camera; None:
+        the slip is put away and the face is seen again."""
+        if slip is None or isinstance(slip, np.ndarray):
+            img = slip
+        else:
+            img = cv2.imdecode(np.frombuffer(slip, np.uint8), cv2.IMREAD_GRAYSCALE)
+            if img is None:
+                raise InputError("simulated camera: the slip is not a readable image")
+        if img is not None and img.ndim == 3:
+            img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+        self.slip = img
+
+    def _render_slip(self, size: tuple[int, int]) -> np.ndarray:
+        """The slip held flat about 20 cm away, a little turned and tilted, its middle (where the
+        QR code is) in view, lit by the hall's light and the LEDs."""
+        assert self.slip is not None
+        w, h = size
+        slip = self.slip
+        scale = SLIP_WIDTH_SHARE * w / slip.shape[1]
+        sw, sh = slip.shape[1] * scale, slip.shape[0] * scale
+        src = np.float32([[0, 0], [slip.shape[1], 0], [slip.shape[1], slip.shape[0]], [0, slip.shape[0]]])
+        dx = SLIP_TILT * sw / 2
+        x0, x1, y0, y1 = -sw / 2, sw / 2, -sh / 2, sh / 2
+        dst = np.float32([[x0 + dx, y0], [x1 - dx, y0], [x1, y1], [x0, y1]])
+        a = math.radians(SLIP_TURN_DEG)
+        rot = np.float32([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+        dst = dst @ rot.T + np.float32([w / 2, h / 2 - (SLIP_CODE_AT - 0.5) * sh])
+        m = cv2.getPerspectiveTransform(src, dst)
+        dim = int(round(BACKDROP[0] * ALBEDO))
+        img = cv2.warpPerspective(slip, m, size, flags=cv2.INTER_AREA, borderValue=dim).astype(np.float32)
+        lv = self.levels()
+        gain = self.subject.scene.ambient + sum(float(lv.get(k, 0.0)) for k in ("left", "right", "fill")) / 3
+        grey = np.clip(img * min(gain * 1.6, 1.0) + 0.5, 0, 255).astype(np.uint8)
+        return np.dstack([grey] * 3)
+
     def render(self, size: tuple[int, int]) -> np.ndarray:
+        if self.slip is not None:
+            return self._render_slip(size)
         s = self.subject.scene
         if s.present:
             self._update_head(s)
