@@ -548,3 +548,29 @@ def test_a_refusing_broker_leaves_the_terminal_running_and_a_watcher_gets_one_li
         for m in mons:
             m.stop(timeout=1)
         b.stop()
+
+
+@needs_broker
+def test_fleet_watch_live_prints_the_table_and_stops_on_ctrl_c(tmp_path, broker):
+    from kiosk.monitor import Monitor
+
+    mc = MonitorConfig(broker=broker.url, hall="tianhe", keepalive_s=5, poll_s=0.2)
+    mon = Monitor(mc, "001", lambda: {"printer": {"paper": "out", "fault": "paper_out"}}, version="0.1.0",
+                  state_dir=tmp_path).start()
+    proc = subprocess.Popen([sys.executable, "-m", "kiosk.cli", "fleet", "watch", "--broker", broker.url],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert mon.connected.wait(10)
+        lines = []
+        while not any("tianhe" in line and "paper out" in line for line in lines):
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            lines.append(line)
+        row = next(line for line in lines if "tianhe" in line and "paper out" in line).split()
+        assert row[:3] == ["tianhe", "001", "online"] and "paper_out" in row
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+    finally:
+        proc.kill()
+        proc.wait(5)
+        mon.stop(timeout=1)

@@ -67,7 +67,7 @@ def test_the_example_broker_confines_each_terminal_to_its_own_topic(tmp_path, tl
                   state_dir=tmp_path).start()
     try:
         end = time.monotonic() + 15
-        while time.monotonic() < end and not view.rows():
+        while time.monotonic() < end and not (view.rows() and view.rows()[0]["paper"]):  # online, then state
             time.sleep(0.05)
         [row] = view.rows()
         assert (row["hall"], row["station"], row["online"], row["paper"]) == ("tianhe", "001", True, "low")

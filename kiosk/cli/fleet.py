@@ -71,7 +71,12 @@ def _connect(args: argparse.Namespace, cfg: Config) -> tuple[Any, Any]:
         raise InputError(f"--hall {args.hall!r}: expected letters, digits, _ or -")
     if args.wait <= 0:
         raise InputError("--wait must be positive")
-    client, view = connect_view(cfg.monitor, broker, args.hall, f"watch-{socket.gethostname()}-{os.getpid()}")
+    try:
+        client, view = connect_view(
+            cfg.monitor, broker, args.hall, f"watch-{socket.gethostname()}-{os.getpid()}", args.wait
+        )
+    except MonitorError as exc:
+        raise KioskError(f"broker {broker}: {exc}") from None
     ok = snapshot(view, args.wait)
     if view.failure:
         client.loop_stop()

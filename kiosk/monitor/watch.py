@@ -5,12 +5,13 @@ rows with the problems first (`kiosk fleet watch`). Read-only: a watcher subscri
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from kiosk.monitor.client import make_client, parse_topic, subscription
+from kiosk.monitor.client import MonitorError, make_client, parse_topic, subscription
 from kiosk.monitor.state import clean, policy
 
 
@@ -163,8 +164,12 @@ def render_table(rows: list[dict[str, Any]], now: float | None = None) -> str:
                      for line in lines)
 
 
-def connect_view(mc: Any, broker: str | None, hall: str | None, client_id: str) -> tuple[Any, FleetView]:
-    """A watcher's client subscribed to the terminals' topics, feeding a FleetView (loop running)."""
+def connect_view(
+    mc: Any, broker: str | None, hall: str | None, client_id: str, timeout: float = 10.0
+) -> tuple[Any, FleetView]:
+    """A watcher's client subscribed to the terminals' topics, feeding a FleetView (loop running).
+    The first connection is made here, so that a refused connection or a failed TLS handshake is
+    one MonitorError naming why; later losses are reconnected by paho's thread."""
     view = FleetView(hall)
     client, where = make_client(mc, client_id, broker)
     subscribed, failure = view.subscribed, view.failure
@@ -182,10 +187,22 @@ def connect_view(mc: Any, broker: str | None, hall: str | None, client_id: str) 
         view.last_message = time.monotonic()
         subscribed.set()
 
+    def on_disconnect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if not subscribed.is_set():  # e.g. TLS 1.3: a refused client certificate shows up only now
+            failure.append(f"the broker closed the connection ({reason}; a client certificate it refuses?)")
+            subscribed.set()
+
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
+    client.on_disconnect = on_disconnect
     client.on_message = lambda _c, _u, msg: view.feed(msg.topic, msg.payload, msg.retain)
-    client.connect_async(where.host, where.port, keepalive=30)
+    client.connect_timeout = timeout
+    try:
+        client.connect(where.host, where.port, keepalive=30)
+    except ssl.SSLError as exc:
+        raise MonitorError(f"TLS: {exc.reason or exc}") from None
+    except OSError as exc:
+        raise MonitorError(f"cannot connect: {exc.strerror or exc}") from None
     client.loop_start()
     return client, view
 
