@@ -183,7 +183,9 @@ class Service:
 
     def _monitor_snapshot(self) -> dict[str, Any]:
         """What the monitor publishes, read on its thread: counts and device states, no personal data.
-        The printer is asked only when no slip is being printed (else its last answer stands)."""
+        The printer is asked only at idle and when no slip is being printed (else its last answer
+        stands): a printer that does not answer holds the receipts' lock for its reply timeouts, and
+        that must never be a citizen's hand-over waiting."""
         from kiosk.station import monitor_counts
 
         snap: dict[str, Any] = {
@@ -194,7 +196,7 @@ class Service:
             snap["lights_ok"] = len(self.lights.levels) > 0  # the LED driver answers (no feedback wire)
         except Exception:  # noqa: BLE001 - a driver failure is what this reports
             snap["lights_ok"] = False
-        if self.receipts.lock.acquire(blocking=False):
+        if self.session.state is State.IDLE and self.receipts.lock.acquire(blocking=False):
             try:
                 st = self.receipts.printer.status()
                 self._printer_seen = {
