@@ -574,3 +574,27 @@ def test_fleet_watch_live_prints_the_table_and_stops_on_ctrl_c(tmp_path, broker)
         proc.kill()
         proc.wait(5)
         mon.stop(timeout=1)
+
+
+def test_the_station_tells_the_monitor_counts_of_the_records_and_nothing_else(tmp_path):
+    """kiosk.station.monitor_counts on a real store: numbers today, outcomes today, queued prints,
+    the upload backlog and the age of its oldest entry -- no number, city or document in it."""
+    from kiosk.receipt.authority import LocalAuthority
+    from kiosk.receipt.issue import issue_receipt
+    from kiosk.station import monitor_counts
+    from kiosk.store import Store
+    from tests.test_receipt_support import jpeg
+
+    with Store(tmp_path) as s:
+        a = LocalAuthority("001", upload=True)
+        numbers = [issue_receipt(s, a, None, "id_card", "shenzhen", jpeg()).number for _ in range(3)]
+        s.outbox_result(s.number(numbers[0]).session_id, "confirmed")
+        now = time.time() + 30
+        counts = monitor_counts(s, "Asia/Shanghai", now=now)
+        assert counts["numbers_today"] == 3 and counts["queued_prints"] == 3  # no printer: all queued
+        assert counts["sessions_today"] == {"issued_print_no_printer": 3}
+        assert counts["outbox"]["backlog"] == 2 and 30 <= counts["outbox"]["oldest_s"] < 60
+        text = json.dumps(counts)
+        assert not any(n in text for n in numbers)
+        assert "shenzhen" not in text and "id_card" not in text
+        assert monitor_counts(s, "Asia/Shanghai", now=now + 86400)["numbers_today"] == 0  # a new day
