@@ -58,6 +58,10 @@ class DemoResult:
     lighting: dict[str, Any] = field(default_factory=dict)  # face balance when first seen, at capture
     spoken: list[dict[str, Any]] | None = None  # with --voice: what the citizen heard, OUT/voice/*.wav
     voice: dict[str, Any] | None = None  # with --voice: on or off (and why), renders and cache hits
+    returning: bool = False  # --returning SLIP.png: a returning citizen scans the slip
+    scanned_number: str | None = None  # what the terminal read from the slip
+    review: dict[str, Any] | None = None  # what it showed: the review, or why not ({refused, message})
+    retake: dict[str, Any] | None = None  # after a rejection: {number, compliant, photo, slip}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +85,11 @@ class DemoResult:
             "lights": {k: round(v, 3) for k, v in self.lights.items()},
             "lighting": self.lighting,
             **({"spoken": self.spoken, "voice": self.voice} if self.spoken is not None else {}),
+            **(
+                {"scanned_number": self.scanned_number, "review": self.review, "retake": self.retake}
+                if self.returning
+                else {}
+            ),
         }
 
 
@@ -119,6 +128,7 @@ def run_demo(
     voice: bool = False,
     lang: str = "zh",
     large_text: bool = False,
+    returning: Path | None = None,
 ) -> DemoResult:
     """Run one simulated session to the printed slip; DemoFailed (with the result so far) when it
     does not get there, InputError for an unknown document or city.
@@ -129,6 +139,9 @@ def run_demo(
     ``max_sim_s``: the limit the help names is the one that stops it. With ``voice`` the station's
     voice speaks as on a terminal (silently) and what the citizen heard is written to OUT/voice.
     ``lang`` and ``large_text`` are what the citizen chooses on the idle screen before starting.
+    With ``returning`` (a slip's PNG) the citizen instead scans that slip ("Have a slip? Scan it"):
+    the simulated camera shows it, the terminal reads the number and shows its review, and after a
+    rejection the citizen takes the free retake under the same number.
     """
     from kiosk.capture.session import State
     from kiosk.station import SimClock, build_station, open_printer
@@ -136,6 +149,14 @@ def run_demo(
     wall0 = time.monotonic()
     out_dir = Path(out_dir)
     profile, city = _document(cfg, profile, city)
+    slip_png: bytes | None = None
+    if returning is not None:
+        try:
+            slip_png = Path(returning).read_bytes()
+        except OSError as exc:
+            raise InputError(f"demo: --returning: {returning}: {exc.strerror or exc}") from None
+        if not slip_png.startswith(b"\x89PNG") and not slip_png.startswith(b"\xff\xd8"):
+            raise InputError(f"demo: --returning: {returning} is not a PNG or JPEG image")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -168,7 +189,9 @@ def run_demo(
         voice=voice,
     )
     session, live, lights, receipts = station.session, station.live, station.lights, station.receipts
-    result = DemoResult(profile=profile, city=city, face=station.face_name)
+    result = DemoResult(profile=profile, city=city, face=station.face_name, returning=slip_png is not None)
+    if slip_png is not None and station.citizen is not None:
+        station.citizen.slip = slip_png  # held up to the camera when the scan starts
     if progress is not None:
         progress(f"kiosk demo: a simulated session on {result.face}, document {profile}, city {city}")
 
@@ -183,6 +206,17 @@ def run_demo(
         elif new is State.REVIEW and session.photo is not None:
             result.checks = [c.to_json() for c in session.photo.checks]
             result.compliant = session.photo.compliant
+        elif new is State.HANDOVER and session.retake_of is not None and session.photo is not None:
+            try:
+                photo_path.write_bytes(session.photo.jpeg or b"")  # the retake's copy to look at
+            except OSError as exc:
+                raise KioskError(f"demo: cannot write {photo_path}: {exc.strerror or exc}") from None
+        elif new is State.SCANNED:
+            scan = session.scan or {}
+            result.scanned_number = scan.get("number")
+            result.review = scan.get("review") or {
+                "refused": scan.get("refused"), "message": scan.get("message")
+            }
         if progress is not None:
             why = ""
             if old is State.CAPTURE and new is State.GUIDANCE and session.message:
@@ -196,8 +230,8 @@ def run_demo(
         session.post("lang", lang=lang)
     if large_text:
         session.post("large_text")
-    session.post("start")
-    started = False
+    session.post("start" if slip_png is None else "scan")
+    started = slip_png is not None
     # a hard bound on the loop, past the session's own timeouts (choose, consent, review, guidance)
     hard_stop = max_sim_s + 2 * cfg.session.idle_timeout_s + cfg.session.failsafe_s
     try:
@@ -212,6 +246,11 @@ def run_demo(
                 session.post("accept")
             elif st is State.REVIEW:
                 session.post("accept")
+            elif st is State.SCANNED:  # the review shown: a rejected photo is retaken for free
+                if (result.review or {}).get("retake"):
+                    session.post("retake")
+                else:
+                    break
             station.step()  # the session's turn, then the simulated citizen reads the screen
             m = live.lighting.last
             if m is not None and "first_balance" not in result.lighting:
@@ -245,6 +284,8 @@ def run_demo(
             last_prompt = prompt
             if session.state is State.DONE:
                 break
+            if started and slip_png is not None and session.state is State.IDLE and result.review:
+                break  # a refused scan that went back to idle
             if session.state is State.FAILSAFE:
                 msg = session.message or {}
                 result.outcome, result.reason = "failsafe", str(msg.get("detail") or msg.get("en"))
@@ -255,6 +296,10 @@ def run_demo(
                 raise DemoFailed(f"demo: {result.reason}", result)
             clock.t += dt
         result.outcome = "done"
+        result.frames = station.camera.index
+        if slip_png is not None and session.state is not State.DONE:
+            result.outcome = "scanned" if (result.review or {}).get("state") else "refused"
+            return result
         result.handover = session.result
         result.photo = str(photo_path)
         result.number = (session.result or {}).get("number")
@@ -262,11 +307,24 @@ def run_demo(
         slip_path, escpos_path = out_dir / "slip.png", out_dir / "slip.escpos"
         try:
             escpos_path.write_bytes(bytes(device.received))
-            slip_path.write_bytes(device.png())
+            if device.slips():
+                slip_path.write_bytes(device.png())
         except OSError as exc:
             raise KioskError(f"demo: cannot write the slip: {exc.strerror or exc}") from None
         result.slip, result.escpos = str(slip_path), str(escpos_path)
-        result.frames = station.camera.index
+        if slip_png is not None:
+            done = session.result or {}
+            result.retake = {
+                "number": done.get("number"),
+                "compliant": result.compliant,
+                "photo": result.photo,
+                "slip": result.slip if done.get("printed") else None,
+                "attempt": done.get("attempt"),
+                "failed": bool(done.get("failed")),
+                "message": done.get("message"),
+            }
+            if done.get("failed"):
+                result.outcome = "retake_failed"
     finally:
         result.sim_seconds = clock.t
         if station.voice is not None:
@@ -292,6 +350,7 @@ def demo_command(
     voice: bool = False,
     lang: str = "zh",
     large_text: bool = False,
+    returning: Path | None = None,
 ) -> int:
     """`kiosk demo`: progress and a summary for a person, or one JSON object (also on failure)."""
 
@@ -302,7 +361,7 @@ def demo_command(
     try:
         result = run_demo(
             cfg, out, profile=profile, city=city, max_sim_s=max_sim_s, progress=say, voice=voice,
-            lang=lang, large_text=large_text,
+            lang=lang, large_text=large_text, returning=returning,
         )
     except DemoFailed as exc:
         if not as_json:
@@ -314,6 +373,17 @@ def demo_command(
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
         sys.stdout.flush()
+    elif result.returning:
+        review = result.review or {}
+        shown = review.get("text") or review.get("message") or {}
+        say(f"scanned: {result.scanned_number or '-'}: {shown.get('zh')} / {shown.get('en')}")
+        if review.get("reason_text"):
+            say(f"reason: {review['reason_text']['zh']} / {review['reason_text']['en']}")
+        if result.retake is not None:
+            r = result.retake
+            verdict = "compliant" if r["compliant"] else "NOT compliant"
+            failed = f" FAILED: {(r['message'] or {}).get('en')}" if r["failed"] else ""
+            say(f"retake of {r['number']}: photo {r['photo']} ({verdict}), slip {r['slip']}{failed}")
     else:
         verdict = "compliant" if result.compliant else "NOT compliant"
         say(
@@ -326,4 +396,7 @@ def demo_command(
         if result.spoken is not None:
             why = (result.voice or {}).get("reason")
             say(f"voice: {len(result.spoken)} utterances in {out / 'voice'}" + (f" ({why})" if why else ""))
+    if result.returning:  # the review was shown (and a retake, if any, went through)
+        ok = result.outcome == "scanned" or (result.outcome == "done" and result.compliant)
+        return 0 if ok else 1
     return 0 if result.compliant else 1

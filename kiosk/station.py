@@ -185,6 +185,7 @@ def build_station(
         clock=clock,
         reopen_camera=camera,
         preflight=preflight,
+        returning=receipts,  # the returning citizen's lookup and free retake
     )
     if getattr(first, "subject", None) is not None:
         citizen = SimCitizen(session)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
 import tomllib
 import traceback
@@ -35,6 +36,9 @@ log = logging.getLogger("kiosk.session")
 
 class State(StrEnum):
     IDLE = "idle"
+    SCAN = "scan"  # a returning citizen holds the slip's code to the camera
+    LOOKUP = "lookup"  # its number's review asked of the platform
+    SCANNED = "scanned"  # the review state (or why it cannot be shown); a rejected photo: free retake
     CHOOSE = "choose"  # document and city
     CONSENT = "consent"  # privacy notice
     REQUIREMENTS = "requirements"  # what the photo needs (hat off, hair off the brows...), before the camera
@@ -49,6 +53,33 @@ class State(StrEnum):
 
 S = State
 LOST_GRACE_S = 0.4  # a countdown survives a failing check this long (one bad frame is not a move)
+HANDOVER_WAIT_S = 0.05  # the most one turn of the main loop waits for the hand-over's worker
+
+
+class _Worker:
+    """One call on its own thread; ``wait`` bounded, ``outcome`` its value or its exception."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._done = threading.Event()
+        self._value: Any = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, args=(fn, args), name="hand-over", daemon=True).start()
+
+    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            self._value = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the session's thread
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._done.wait(timeout)
+
+    def outcome(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 SORRY = pair("session.sorry")  # the failsafe screen, zh/en from the catalogue (kiosk/text)
 CAMERA_SORRY = pair("session.camera_sorry")
@@ -108,6 +139,7 @@ class Session:
         clock: Callable[[], float] = time.monotonic,
         reopen_camera: Callable[[], Any] | None = None,
         preflight: Callable[[], dict[str, str] | None] | None = None,
+        returning: Any | None = None,
     ):
         self.cfg, self.camera, self.live, self.photo_maker = cfg, camera, live, photo_maker
         self._hand_over, self.documents, self._thresholds = hand_over, documents, thresholds
@@ -116,6 +148,9 @@ class Session:
         self.reopen_camera = reopen_camera
         # asked before a citizen starts: None, or the {zh, en} reason no receipt can be issued now
         self.preflight = preflight
+        # the returning citizen's service: lookup(number) -> review, retake(jpeg, profile, city, number,
+        # attempt) -> result (kiosk.receipt.wiring.ReceiptService); None: scanning answers "no platform"
+        self.returning = returning
         self.events: queue.Queue[Event] = queue.Queue()
         self.listeners: list[Callable[[State, State], None]] = []  # (old, new) after each transition
         self.state = S.IDLE
@@ -151,6 +186,11 @@ class Session:
         self._prompt: str | None = None  # the guidance prompt shown, and since when (stuck hints)
         self._prompt_since: float | None = None
         self.staff_called = False
+        self.scan: dict[str, Any] | None = None  # the returning citizen: number read, review or refusal
+        self.retake_of: str | None = None  # a free retake of this number (same document, city, number)
+        self._attempt = 0  # the platform's attempt the retake will be
+        self._reader: Any = None
+        self._lookup: _Worker | None = None
         self.hub.set_photo(None)
         self.hub.publish_frame(None)
 
@@ -348,13 +388,94 @@ class Session:
                 self.photo.wipe()
             self.photo = None
             self.hub.set_photo(None)
-        if old is S.REQUIREMENTS or old is S.REVIEW:  # a new live phase; failed photos do not extend it
+        if old in (S.REQUIREMENTS, S.REVIEW, S.SCANNED):  # a new live phase; failed photos do not extend it
             self._live_since = self.clock()
         if old is not S.COUNTDOWN:
             self.live.start(self._thresholds(self.profile or self.cfg.default_profile))
             self._prompt, self._prompt_since = None, None
-        if old is S.REQUIREMENTS or old is S.REVIEW:
+        if old in (S.REQUIREMENTS, S.REVIEW, S.SCANNED):
             self.message = None
+
+    # --- the returning citizen: scan the slip, its review, the free retake -----------------------------
+
+    def _enter_scan(self, old: State, trigger: str) -> None:
+        from kiosk.capture.scan import SlipReader
+
+        if old is S.IDLE:
+            self.sessions += 1
+            self.ended = None
+        self._reader = SlipReader()
+        self.scan = None
+        self.message = None
+
+    def _refuse_scan(self, why: str, **fields: Any) -> None:
+        message = pair(f"returning.refused.{why}", **fields)
+        self.scan = {**(self.scan or {}), "refused": why, "message": message}
+
+    def _frame_scan(self) -> None:
+        """A frame to the slip reader: a valid number of this province goes to the lookup; another
+        province's, or a code that is no number, is refused at once (no platform asked)."""
+        from kiosk.capture.scan import ScanRefused, check_number
+        from kiosk.receipt.layouts import load_layouts
+
+        frame = self._camera_frame()
+        self.hub.publish_frame(frame.rgb)  # the citizen sees where the slip is
+        number = self._reader.feed(frame.rgb)
+        if number is None:
+            hint = self.clock() - self.entered >= self.cfg.scan_hint_s
+            if hint and not (self.scan or {}).get("hint"):
+                self.scan = {"hint": pair("returning.refused.unreadable")}
+                self._publish()
+            return
+        self.scan = {"number": number, "symbology": self._reader.symbology}
+        try:
+            check_number(number, load_layouts())
+        except ScanRefused as exc:
+            log.info("scanned slip refused: %s", exc)
+            self._refuse_scan(exc.code)
+            self.fire("refused")
+            return
+        self.fire("decoded")
+
+    def _enter_scanned(self, old: State, trigger: str) -> None:
+        if trigger == "unreadable":  # the scan's time ran out
+            self._refuse_scan(self._reader.reason() if self._reader is not None else "unreadable")
+
+    def _enter_lookup(self, old: State, trigger: str) -> None:
+        assert self.scan is not None
+        if self.returning is None:
+            self._lookup = _Worker(_no_platform)
+        else:
+            self._lookup = _Worker(self.returning.lookup, self.scan["number"])
+
+    def _frame_lookup(self) -> None:
+        """The platform is asked on a worker thread (the client's one deadline bounds it)."""
+        if self._lookup is None or not self._lookup.wait(HANDOVER_WAIT_S):
+            return
+        job, self._lookup = self._lookup, None
+        try:
+            review = job.outcome()
+        except Exception as exc:  # noqa: BLE001 - every failure is a refusal the citizen reads
+            code = str(getattr(exc, "code", None) or "")
+            head = "returning.refused."
+            why = code.removeprefix(head) if code.startswith(head) else "platform"
+            log.info("returning lookup refused (%s): %s", why, exc)
+            self._refuse_scan(why, **getattr(exc, "fields", {}))
+            self.fire("looked_up")
+            return
+        self.scan = {**(self.scan or {}), "review": review}
+        if review.get("limit"):
+            self.scan["message"] = review["limit"]
+        self.fire("looked_up")
+
+    def _may_retake_free(self, ev: Event) -> bool:
+        """The free retake: only for a rejected review under the limit; the same document and city."""
+        review = (self.scan or {}).get("review") or {}
+        if not review.get("retake"):
+            return False
+        self.profile, self.city = review["profile"], review["city"]
+        self.retake_of, self._attempt = review["number"], int(review["attempts"]) + 1
+        return True
 
     def _enter_countdown(self, old: State, trigger: str) -> None:
         self._lost_since = None
@@ -418,9 +539,36 @@ class Session:
             self.message = result.reason or pair("session.photo_refused")
             self.fire("photo_bad")
 
+    _handover: _Worker | None = None
+
     def _frame_handover(self) -> None:
-        assert self.photo is not None and self.photo.jpeg is not None
-        self.result = self._hand_over(self.photo.jpeg, self.profile or "", self.city)
+        """The hand-over (number, maybe from the platform, and the slip) runs on a worker thread: the
+        main loop, and the watchdog it feeds, never waits on the network more than HANDOVER_WAIT_S a
+        turn. Its failure is raised here, on the session's thread (-> failsafe)."""
+        if self._handover is None:
+            assert self.photo is not None and self.photo.jpeg is not None
+            if self.retake_of is not None:  # the free retake: the new photo under the same number
+                fn = self.returning.retake if self.returning is not None else _no_platform
+                args = (self.photo.jpeg, self.profile or "", self.city, self.retake_of, self._attempt)
+                self._handover = _Worker(fn, *args)
+            else:
+                self._handover = _Worker(self._hand_over, self.photo.jpeg, self.profile or "", self.city)
+        if not self._handover.wait(HANDOVER_WAIT_S):
+            return
+        job, self._handover = self._handover, None
+        if self.retake_of is None:
+            self.result = job.outcome()
+        else:
+            try:
+                self.result = job.outcome()
+            except Exception as exc:  # noqa: BLE001 - a failed retake is told, the slip stays valid
+                log.warning("free retake of a number failed: %s", exc)
+                code, fields = getattr(exc, "code", None), getattr(exc, "fields", {})
+                known = isinstance(code, str) and code.startswith("returning.")
+                self.result = {
+                    "number": self.retake_of, "retake": True, "printed": False, "failed": True,
+                    "message": pair(code if known else "returning.retake.failed", **fields),
+                }
         self.fire("handed_over")
 
     # --- the loop -------------------------------------------------------------------------------------
@@ -534,6 +682,9 @@ class Session:
             "warning": self.warning(),
             "hint": self.hint(),
             "ended": self.ended if self.state is S.IDLE else None,
+            # the returning citizen: the review's state, document, city and dates; no photo, no person
+            "scan": self.scan if self.state in (S.SCAN, S.LOOKUP, S.SCANNED) else None,
+            "retake_of": self.retake_of,
         }
         if self.state is S.REVIEW and self.photo is not None:
             snap["photo"] = {
@@ -556,6 +707,13 @@ class Session:
             "retakes": self.retakes,
             "staff_called": self.staff_called,
         }
+
+
+def _no_platform(*args: Any) -> Any:
+    """The returning citizen's calls on a session built without the receipts' service."""
+    from kiosk.errors import KioskError
+
+    raise KioskError("no platform for returning citizens", code="returning.refused.no_platform")
 
 
 HINTS_FILE = Path(__file__).with_name("hints.toml")
@@ -603,10 +761,31 @@ ACCEPT = "accept"  # every screen with a way forward takes the Accept button and
 
 SPECS: dict[State, StateSpec] = {
     S.IDLE: StateSpec(
-        go={"start": S.CHOOSE},
+        go={"start": S.CHOOSE, "scan": S.SCAN},
         buttons={ACCEPT: "start"},
         guards={"start": Session._may_start},
         enter=Session._enter_idle,
+    ),
+    S.SCAN: StateSpec(  # "Have a slip? Scan it": the slip's code to the camera
+        go={"decoded": S.LOOKUP, "refused": S.SCANNED, "unreadable": S.SCANNED, "cancel": S.IDLE},
+        buttons={"cancel": "cancel"},
+        enter=Session._enter_scan,
+        frame=Session._frame_scan,
+        timers=(Timer("scan_timeout_s", "unreadable"),),
+        live=True,
+    ),
+    S.LOOKUP: StateSpec(  # the platform asked (bounded by the client's deadline)
+        go={"looked_up": S.SCANNED},
+        enter=Session._enter_lookup,
+        frame=Session._frame_lookup,
+    ),
+    S.SCANNED: StateSpec(  # the review: pending / approved / rejected (free retake), or why not
+        go={"retake": S.GUIDANCE, "again": S.SCAN, ACCEPT: S.IDLE, "cancel": S.IDLE},
+        buttons={ACCEPT: ACCEPT, "retake": "retake", "cancel": "cancel"},
+        guards={"retake": Session._may_retake_free},
+        actions=MORE_TIME,
+        enter=Session._enter_scanned,
+        timers=(IDLE_TIMEOUT,),
     ),
     S.CHOOSE: StateSpec(  # document and city
         go={"choose": S.CONSENT, "cancel": S.IDLE},

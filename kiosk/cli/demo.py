@@ -33,6 +33,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     )
     p.add_argument("--lang", choices=("zh", "en"), default="zh", help="the citizen's language (default zh)")
     p.add_argument("--large-text", action="store_true", help="the citizen turns on large text, slow speech")
+    p.add_argument(
+        "--returning",
+        metavar="SLIP.png",
+        help="a returning citizen scans this slip: its review, and after a rejection the free retake",
+    )
 
 
 def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
@@ -42,4 +47,5 @@ def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
     return demo_command(
         cfg, out, profile=args.profile, city=args.city, as_json=args.json, voice=args.voice,
         lang=args.lang, large_text=args.large_text,
+        returning=Path(args.returning) if args.returning else None,
     )

@@ -40,7 +40,7 @@ TYPES = {
 }
 EVENTS = {
     "start", "select", "choose", "consent", "decline", "back", "accept", "retake", "cancel", "lang",
-    "large_text", "more_time", "call_staff",
+    "large_text", "more_time", "call_staff", "scan", "again",
 }  # fmt: skip
 EVENT_FIELDS = {"profile", "city", "lang", "on"}  # on: the screen (state) the touch was made on
 MAX_BODY = 4096

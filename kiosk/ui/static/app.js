@@ -243,6 +243,39 @@ function renderGuidance() {
   document.getElementById("staff-called").hidden = !(h && h.staff_called);
 }
 
+// --- the returning citizen: scan, review state, free retake (no photo, no personal data) ----------
+
+function renderScan() {
+  const s = state.scan || {};
+  const hint = document.getElementById("scan-hint");
+  hint.hidden = !(state.state === "scan" && s.hint);
+  hint.textContent = s.hint ? text(s.hint) : "";
+  document.getElementById("scan-reading").hidden = state.state !== "lookup";
+  const r = s.review || null;
+  document.getElementById("scanned-number").textContent = s.number ? grouped(s.number) : "";
+  document.getElementById("scanned-state").textContent = r ? t("review_state." + r.state) : "";
+  const dl = document.getElementById("scanned-fields");
+  dl.innerHTML = "";
+  if (r) {
+    const rows = [["document", text(r.document)], ["city", r.city_name ? text(r.city_name) : r.city],
+                  ["issued", r.issued], ["decided", r.decided], ["expected", r.expected_by],
+                  ["reason", r.reason_text ? text(r.reason_text) : ""]];
+    for (const [k, v] of rows) {
+      if (!v) continue;
+      const dt = document.createElement("dt"); dt.textContent = t("review_field." + k);
+      const dd = document.createElement("dd"); dd.textContent = v;
+      dl.append(dt, dd);
+    }
+  }
+  document.getElementById("scanned-text").textContent = r ? text(r.text) : "";
+  const refused = document.getElementById("scanned-refused");
+  refused.hidden = !s.message;
+  refused.textContent = s.message ? text(s.message) : "";
+  const retake = document.getElementById("free-retake");
+  retake.hidden = !(r && r.retake);
+  document.getElementById("scanned-again").hidden = !(s.refused && s.refused !== "no_platform");
+}
+
 function renderHeader() {
   const step = STEPS[state.state];
   const at = STEP_ORDER.indexOf(step);
@@ -255,6 +288,7 @@ function renderHeader() {
   // the chosen document and city on every screen after the choice
   const after = ["consent", "requirements", "guidance", "countdown", "capture", "review", "handover", "done"];
   const parts = after.includes(state.state) ? [docName(state.profile), cityName(state.city)].filter(Boolean) : [];
+  if (state.retake_of && after.includes(state.state)) parts.push(t("retake_mark") + " " + grouped(state.retake_of));
   document.getElementById("summary").textContent = parts.join(" · ");
   for (const b of document.querySelectorAll("button.lang")) b.classList.toggle("active", b.dataset.lang === state.lang);
 }
@@ -289,12 +323,14 @@ function render() {
   renderGuidance();
   const large = document.getElementById("large-text");
   large.setAttribute("aria-pressed", String(!!state.large_text));
-  const live = LIVE.includes(state.state) || state.state === "review";
+  renderScan();
+  const live = LIVE.includes(state.state) || state.state === "review" || state.state === "scan";
   // one MJPEG stream at a time: an image whose src is only removed keeps its multipart request open
   // in Chromium, and a handful of those exhaust the connections the page may open (touches then hang)
-  for (const id of ["preview", "live-review"]) {
+  const streamTo = state.state === "review" ? "live-review" : state.state === "scan" ? "scan-preview" : "preview";
+  for (const id of ["preview", "live-review", "scan-preview"]) {
     const img = document.getElementById(id);
-    const want = live && ((id === "preview") !== (state.state === "review")) ? "/preview.mjpg" : BLANK;
+    const want = live && id === streamTo ? "/preview.mjpg" : BLANK;
     if (img.getAttribute("src") !== want) img.setAttribute("src", want);
   }
   const final = document.getElementById("final");
