@@ -14,10 +14,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from kiosk.text import catalogue
 from kiosk.voice.policy import Group, Policy, Shown
+
+
+@lru_cache(maxsize=32)
+def _by_text(prefix: str) -> dict[str, str]:
+    """The entries under ``prefix`` by their zh text (what a screen part shows -> its id)."""
+    return {e["zh"]: k for k, e in catalogue().items() if k.startswith(prefix)}
 
 
 @dataclass(frozen=True)
@@ -110,8 +117,8 @@ class Speaker:
         if how.match:
             shown = value.get(how.field) if how.field and isinstance(value, dict) else value
             if isinstance(shown, dict):  # the {zh, en} on the screen -> its entry
-                zh = shown.get("zh")
-                ids += [k for k, e in catalogue().items() if k.startswith(how.match) and e["zh"] == zh][:1]
+                found = _by_text(how.match).get(str(shown.get("zh")))
+                ids += [found] if found else []
         return tuple(ids) or None
 
     def _observe_prompt(self, snap: Mapping[str, Any]) -> None:
