@@ -66,7 +66,7 @@ if [ "$system" = 1 ]; then
     apt-get update
     apt-get install -y --no-install-recommends python3 python3-venv python3-numpy python3-opencv \
         python3-pil python3-picamera2 python3-gpiozero python3-lgpio python3-serial \
-        cage chromium fonts-noto-cjk systemd
+        cage chromium fonts-noto-cjk systemd espeak-ng alsa-utils
     step "serial port for the maintenance console, not for a login"
     raspi-config nonint do_serial_cons 1
     raspi-config nonint do_serial_hw 0
