@@ -160,19 +160,23 @@ def test_over_the_ceiling_the_service_finishes_the_session_then_exits_for_a_rest
 
 
 @pytest.mark.slow
-def test_fifteen_sessions_through_kiosk_run_stay_flat(tmp_path, capsys):
+def test_twenty_sessions_through_kiosk_run_stay_flat(tmp_path, capsys):
     """benchmarks/endurance.py on the real service: one number per session and in the store,
-    descriptors and threads flat, no RSS growth beyond a generous bound (the 300-session figure
-    is the benchmark's, in the README)."""
+    descriptors and threads flat, no RSS growth beyond a generous bound once warm (the first ten
+    sessions fill the printer's kept slips and glibc's arenas; the 300-session figure is the
+    benchmark's, in the README)."""
     import endurance
 
-    assert endurance.main(["--sessions", "15", "--warmup", "5", "--out", str(tmp_path / "e.json")]) == 0
-    res = json.loads((tmp_path / "e.json").read_text())
-    assert res["error"] is None and res["sessions"] == 15
-    assert res["one_number_per_session"] and res["store_matches"] and res["store"]["numbers"] == 15
-    assert res["fds"][1] - res["fds"][0] <= 1
-    assert res["threads"][1] - res["threads"][0] <= 1
-    assert res["rss_slope_mb_per_session"] < 0.25  # it was 0.45 MB per session with every slip kept
+    out = tmp_path / "e.json"
+    code = endurance.main(["--sessions", "20", "--warmup", "10", "--out", str(out)])
+    res = json.loads(out.read_text())
+    rows = res.pop("rows")
+    assert code == 0 and res["error"] is None and res["sessions"] == 20, res
+    assert res["one_number_per_session"] and res["store_matches"] and res["store"]["numbers"] == 20
+    assert res["fds"][1] - res["fds"][0] <= 1, res
+    assert res["threads"][1] - res["threads"][0] <= 1, res
+    # before the fixes: 1.0 MB per session over these sessions (every slip and LED state kept)
+    assert res["rss_slope_mb_per_session"] < 0.2, [r["rss_mb"] for r in rows]
 
 
 def test_the_ceiling_is_configured_in_the_service_section(tmp_path):
