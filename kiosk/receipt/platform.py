@@ -8,14 +8,22 @@ not the one configured) is a PlatformTlsError in one line and is not retried.
 
 Every reply is untrusted: a malformed body, a wrong number or a 5xx is retried with the same key
 (so a retry after a timeout never yields a second number) and ends in one PlatformError line.
+
+Time is bounded by deadlines, not by the socket's per-read timeout (a platform sending one byte every
+3 s never trips a 5 s read timeout): each attempt, connect to last byte, ends at ``timeout``, and the
+whole call with its retries at ``deadline`` (default: timeout x tries); the socket is shut down when
+one passes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import json
+import socket
 import ssl
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -109,6 +117,7 @@ class PlatformClient:
         backoff: float = 0.2,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], float] = time.time,
+        deadline: float | None = None,
     ) -> None:
         u = urllib.parse.urlsplit(url)
         if u.scheme not in ("http", "https") or not u.hostname:
@@ -121,6 +130,7 @@ class PlatformClient:
         self.scheme, self.host, self.port = u.scheme, u.hostname, u.port
         self.base = u.path.rstrip("/")
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self.deadline = timeout * (retries + 1) if deadline is None else deadline  # one call, all tries
         self._sleep = sleep
         self._now = now
         self.attempts = 0  # requests sent, for tests and the console
@@ -162,19 +172,44 @@ class PlatformClient:
             return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self.context)
 
-    def _once(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, Any]:
+    def _once(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str], limit: float
+    ) -> tuple[int, Any]:
         conn = self._connection()
+        conn.timeout = min(conn.timeout or limit, limit)  # connect and each read: within the limit
         self.attempts += 1
+        expired = threading.Event()
+
+        def expire() -> None:  # the attempt's deadline: wake the blocked read, whatever trickles in
+            expired.set()
+            if conn.sock is not None:
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(conn.sock, socket.SHUT_RDWR)  # the raw socket, TLS or not
+
+        timer = threading.Timer(limit, expire)
+        timer.daemon = True
+        timer.start()
         try:
             try:
                 conn.request(method, self.base + path, body=body, headers=headers)
                 resp = conn.getresponse()
                 raw = resp.read(MAX_REPLY + 1)
             except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+                if expired.is_set():
+                    raise TimeoutError(f"no complete reply within {limit:.3g} s") from None
                 raise  # the connection was cut: retried like any network failure
             except ssl.SSLError as exc:
+                if expired.is_set():
+                    raise TimeoutError(f"no complete reply within {limit:.3g} s") from None
                 raise _classify(exc, self.host) from None
+            except (OSError, ValueError, http.client.HTTPException):
+                if expired.is_set():
+                    raise TimeoutError(f"no complete reply within {limit:.3g} s") from None
+                raise
+            if expired.is_set():  # a reply cut short by the deadline is no reply
+                raise TimeoutError(f"no complete reply within {limit:.3g} s")
         finally:
+            timer.cancel()
             conn.close()
         if len(raw) > MAX_REPLY:
             raise ValueError("reply too large")
@@ -188,11 +223,20 @@ class PlatformClient:
     ) -> dict:
         last = ""
         self.check_certificate()
+        end = time.monotonic() + self.deadline
+        tries = 0
         for attempt in range(self.retries + 1):
             if attempt:
-                self._sleep(self.backoff * 2 ** (attempt - 1))
+                pause = self.backoff * 2 ** (attempt - 1)
+                if time.monotonic() + pause >= end:
+                    break
+                self._sleep(pause)
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            tries += 1
             try:
-                status, data = self._once(method, path, body, headers or {})
+                status, data = self._once(method, path, body, headers or {}, min(self.timeout, left))
             except PlatformTlsError:
                 raise  # a retry meets the same certificate
             except (TimeoutError, OSError, http.client.HTTPException) as exc:
@@ -210,7 +254,7 @@ class PlatformClient:
                 )
             return data
         raise PlatformError(
-            f"platform at {self.host}:{self.port} unavailable after {self.retries + 1} tries ({last})"
+            f"platform at {self.host}:{self.port} unavailable after {tries} tries ({last})"
         )
 
     def health(self) -> None:
