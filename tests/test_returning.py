@@ -161,6 +161,7 @@ def test_demo_rejected_then_returning_retakes_under_the_same_number(tmp_path: Pa
         assert retake["number"] == n and retake["compliant"] and not retake["failed"]
         assert Path(retake["photo"]).exists() and Path(retake["slip"]).exists()
         assert n in codes(retake["slip"])  # the new slip carries the same number
+        assert "重拍".encode("gb18030") in Path(back.escpos).read_bytes()  # marked 重拍 / RETAKE
         # the platform holds the new photo for N, two attempts recorded
         new = Path(retake["photo"]).read_bytes()
         assert platform.photos[n] == new
@@ -177,6 +178,60 @@ def test_demo_rejected_then_returning_retakes_under_the_same_number(tmp_path: Pa
         again = run_demo(limited, tmp_path / "again", returning=Path(first.slip))
         assert again.review["state"] == "rejected" and again.review["retake"] is False
         assert again.review["limit"]["en"] and again.retake is None
+
+
+@pytest.mark.slow
+def test_bad_slips_each_have_their_message_and_the_terminal_stays_usable(tmp_path: Path) -> None:
+    """Another province's number, a number the platform never issued, the platform down: each is a
+    zh/en refusal on the review screen, and the same station then serves a normal session."""
+    from kiosk.demo import run_demo as demo
+    from tests.test_scan import a_number, slip_image
+
+    def slip(number: str) -> Path:
+        path = tmp_path / f"{number}.png"
+        Image.fromarray(slip_image(number)).save(path)
+        return path
+
+    with PlatformServer() as server:
+        cfg = platform_cfg(tmp_path, server.url)
+        beijing = demo(cfg, tmp_path / "bj", returning=slip(a_number("110101")))
+        assert beijing.review["refused"] == "other_region" and beijing.scanned_number
+        assert server.platform.requests == 0  # refused on the terminal, nobody asked
+        unknown = demo(cfg, tmp_path / "unknown", returning=slip(a_number("440300", seq=777)))
+        assert unknown.review["refused"] == "unknown"
+        for r in (beijing, unknown):
+            assert r.review["message"]["zh"] and r.review["message"]["en"] and r.retake is None
+        url = server.url
+    down = demo(platform_cfg(tmp_path, url), tmp_path / "down", returning=slip(a_number("440300", 5)))
+    assert down.review["refused"] == "platform"
+    assert "later" in down.review["message"]["en"]
+
+    # one station: a refused slip, back to idle, then the next citizen starts a normal session
+    from kiosk.station import SimClock, build_station, open_printer
+
+    clock = SimClock()
+    cfg = replace(platform_cfg(tmp_path, url), state_dir=tmp_path / "one")
+    station = build_station(cfg, sim=True, clock=clock, realtime=False, printer=open_printer("virtual"))
+    try:
+        session = station.session
+        station.citizen.slip = slip(a_number("110101")).read_bytes()
+        session.post("scan")
+        for _ in range(300):
+            station.step()
+            clock.t += 1 / 30
+            if session.state is State.SCANNED:
+                break
+        assert session.state is State.SCANNED and session.scan["refused"] == "other_region"
+        assert session.snapshot()["photo"] is None
+        session.post("accept")
+        station.step()
+        assert session.state is State.IDLE and session.scan is None
+        session.post("start")
+        station.step()
+        assert session.state is State.CHOOSE
+    finally:
+        station.close()
+        station.close_receipts()
 
 
 @pytest.mark.slow
@@ -197,3 +252,86 @@ def test_demo_returning_cli_json_unreadable_and_other_region(tmp_path: Path) -> 
     bad.write_text("not an image")
     r = subprocess.run(cmd[:-2] + [str(bad), "--json"], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+# --- the returning screens in headless Chromium, zh and en -------------------------------------------
+
+
+@pytest.mark.browser
+def test_returning_screens_in_chromium_zh_and_en(tmp_path: Path) -> None:
+    """Idle offers the scan; the slip held up is read; the review shows state, document, city, dates
+    and the reason in zh, then en -- no photo anywhere; the free retake leads to the camera."""
+    import threading
+    import time
+
+    from selenium.webdriver.common.by import By
+
+    from kiosk.service import Service
+    from tests.test_scan import slip_image
+    from tests.test_ui_browser import state, text, wait_for
+
+    platform = Platform(faults=Faults(review="pending"))
+    with PlatformServer(platform=platform) as server:
+        client = PlatformClient(server.url, timeout=2.0, retries=0)
+        n = upload(client, "session-browser-1")
+        platform.decide(n, "rejected", "glare")
+        png = tmp_path / "slip.png"
+        Image.fromarray(slip_image(n)).save(png)
+        cfg = platform_cfg(tmp_path, server.url)
+        cfg = replace(cfg, session=replace(cfg.session, ui_port=0))
+        svc = Service(cfg, sim=True).start()
+        svc.station.citizen.slip = png.read_bytes()
+        thread = threading.Thread(target=svc.run, daemon=True)
+        thread.start()
+        driver = _chromium(tmp_path)
+        try:
+            b = driver
+            b.get(svc.ui.url)
+            wait_for(b, lambda d: text(d, "#scan-start") == "已有回执？扫码查询", what="the scan offer in zh")
+            assert b.find_element(By.ID, "scan-start").size["height"] >= 96
+            time.sleep(0.5)  # the tap guard after a screen appears
+            b.find_element(By.ID, "scan-start").click()
+            wait_for(b, lambda d: state(d) == "scanned", what="the review of the scanned slip")
+            wait_for(b, lambda d: text(d, "#scanned-state") == "审核未通过", what="rejected in zh")
+            fields = text(b, "#scanned-fields")
+            assert "居民身份证" in fields and "深圳" in fields and "反光" in fields
+            assert n[:4] in text(b, "#scanned-number").replace(" ", "")
+            # privacy: no picture on the review screen
+            imgs = b.find_elements(By.CSS_SELECTOR, "#screen-scanned img")
+            assert not imgs
+            assert b.find_element(By.ID, "free-retake").is_displayed()
+            time.sleep(0.5)
+            b.find_element(By.ID, "lang-en").click()
+            wait_for(b, lambda d: text(d, "#scanned-state") == "Not approved", what="rejected in en")
+            fields = text(b, "#scanned-fields")
+            assert "Resident identity card" in fields and "Shenzhen" in fields and "glare" in fields
+            assert text(b, "#free-retake") == "Retake for free"
+            time.sleep(0.5)
+            b.find_element(By.ID, "free-retake").click()
+            wait_for(b, lambda d: state(d) in ("guidance", "countdown"), what="the camera for the retake")
+            assert "Retake" in text(b, "#summary") and svc.session.retake_of == n
+            assert svc.session.profile == "id_card" and svc.session.city == "shenzhen"
+            time.sleep(0.5)
+            b.find_element(By.ID, "live-cancel").click()
+            wait_for(b, lambda d: state(d) == "idle", what="back to idle")
+            assert svc.session.retake_of is None  # forgotten with the citizen
+        finally:
+            driver.quit()
+            svc.stop()
+            thread.join(10)
+            svc.close()
+
+
+def _chromium(tmp_path: Path):  # noqa: ANN202 - a selenium driver
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service as DriverService
+
+    from tests.test_ui_browser import CHROMIUM, DRIVER
+
+    opts = Options()
+    opts.binary_location = CHROMIUM
+    flags = ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage")
+    for flag in (*flags, f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1280,1100"):
+        opts.add_argument(flag)
+    return webdriver.Chrome(service=DriverService(DRIVER), options=opts)
