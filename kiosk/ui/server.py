@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import socket
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -264,6 +265,15 @@ class UiServer:
                     return self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": "not found"})
                 return self._send(HTTPStatus.OK, target.read_bytes(), TYPES[target.suffix])
 
+            def _peer_gone(self) -> bool:
+                """The client closed its end (a stream is otherwise noticed only at the next write)."""
+                try:
+                    return self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+                except BlockingIOError:
+                    return False
+                except OSError:
+                    return True
+
             def _busy(self) -> None:
                 self.close_connection = True
                 self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"ok": False, "error": "too many streams"})
@@ -316,6 +326,8 @@ class UiServer:
                         new, frame = ui.hub.wait_frame(version, 1.0)
                         if new == version or frame is None:
                             version = new
+                            if self._peer_gone():  # the screen left the preview: free the slot now
+                                return
                             continue
                         version = new
                         ok, jpg = cv2.imencode(

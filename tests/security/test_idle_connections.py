@@ -123,3 +123,27 @@ def test_the_event_and_preview_streams_are_limited():
         for conn in opened:
             conn.close()
         ui.close()
+
+
+def test_a_closed_preview_frees_its_slot_while_no_frames_come():
+    """The screen leaves the live picture (img src changes): the stream must not hold its slot until
+    the next live phase, or a few screen changes would lock the preview out."""
+    ui = UiServer(Hub(), lambda *a, **k: None, port=0).start()
+    try:
+        for _ in range(MAX_STREAMS):
+            conn = http.client.HTTPConnection("127.0.0.1", ui.port, timeout=5)
+            conn.request("GET", "/preview.mjpg")
+            assert conn.getresponse().status == 200
+            conn.close()
+        deadline = time.monotonic() + 10
+        status = None
+        while status != 200 and time.monotonic() < deadline:
+            conn = http.client.HTTPConnection("127.0.0.1", ui.port, timeout=5)
+            conn.request("GET", "/preview.mjpg")
+            status = conn.getresponse().status
+            conn.close()
+            if status != 200:
+                time.sleep(0.2)
+        assert status == 200, "closed previews kept their slots"
+    finally:
+        ui.close()
