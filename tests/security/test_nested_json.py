@@ -66,3 +66,33 @@ def test_a_deeply_nested_request_gets_an_error_reply_and_the_socket_keeps_servin
     assert "nested too deeply" in answer["error"] or "too long" in answer["error"]
     assert call(api, "ping") == "pong"
     assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("session.default_profile", "id\x00card"),
+        ("session.ui_host", "127.0.0.1\n"),
+        ("session.countdown_s", "4\x07"),
+    ],
+)
+def test_control_characters_in_config_set_are_a_one_line_refusal(tmp_path, key, value):
+    """The same item's second half: `config set` with control characters answered "internal error"."""
+    from kiosk.config import load_config
+    from kiosk.maintenance import MaintenanceContext, register_console_handlers
+    from kiosk.service_api import ApiError, socket_path
+
+    base = tmp_path / "kiosk.toml"
+    base.write_text("")
+    cfg = load_config(base, tmp_path / "state")
+    server = ServiceApi()
+    register_console_handlers(server, MaintenanceContext(config=cfg))
+    server.serve(socket_path(cfg.state_dir))
+    try:
+        with pytest.raises(ApiError) as err:
+            call(socket_path(cfg.state_dir), "console.config_set", key=key, value=value)
+        message = str(err.value)
+        assert message.startswith(key) and "internal error" not in message and "\n" not in message
+        assert call(socket_path(cfg.state_dir), "console.config_get", key="session.countdown_s") is not None
+    finally:
+        server.close()
