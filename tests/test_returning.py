@@ -296,9 +296,8 @@ def test_returning_screens_in_chromium_zh_and_en(tmp_path: Path) -> None:
             fields = text(b, "#scanned-fields")
             assert "居民身份证" in fields and "深圳" in fields and "反光" in fields
             assert n[:4] in text(b, "#scanned-number").replace(" ", "")
-            # privacy: no picture on the review screen
-            imgs = b.find_elements(By.CSS_SELECTOR, "#screen-scanned img")
-            assert not imgs
+            # privacy: no picture on the scan and review screens (the slip carries a thumbnail)
+            assert not b.find_elements(By.CSS_SELECTOR, "#screen-scan img, #screen-scanned img")
             assert b.find_element(By.ID, "free-retake").is_displayed()
             time.sleep(0.5)
             b.find_element(By.ID, "lang-en").click()

@@ -112,9 +112,3 @@ def check_number(number: str, layouts: Any) -> tuple[ParsedNumber, Any]:
         raise ScanRefused("other_region", f"{parsed.number}: region {parsed.region} is not in this province")
     return parsed, city
 
-
-def decode_image(path: str) -> Decoded | None:
-    """One image file through ``decode_frame`` (tests and the command line)."""
-    from kiosk.vision.imageio import load_image
-
-    return decode_frame(load_image(path))

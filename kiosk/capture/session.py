@@ -418,8 +418,7 @@ class Session:
         from kiosk.capture.scan import ScanRefused, check_number
         from kiosk.receipt.layouts import load_layouts
 
-        frame = self._camera_frame()
-        self.hub.publish_frame(frame.rgb)  # the citizen sees where the slip is
+        frame = self._camera_frame()  # not shown: the slip carries a thumbnail of the citizen's photo
         number = self._reader.feed(frame.rgb)
         if number is None:
             hint = self.clock() - self.entered >= self.cfg.scan_hint_s

@@ -324,13 +324,12 @@ function render() {
   const large = document.getElementById("large-text");
   large.setAttribute("aria-pressed", String(!!state.large_text));
   renderScan();
-  const live = LIVE.includes(state.state) || state.state === "review" || state.state === "scan";
+  const live = LIVE.includes(state.state) || state.state === "review";
   // one MJPEG stream at a time: an image whose src is only removed keeps its multipart request open
   // in Chromium, and a handful of those exhaust the connections the page may open (touches then hang)
-  const streamTo = state.state === "review" ? "live-review" : state.state === "scan" ? "scan-preview" : "preview";
-  for (const id of ["preview", "live-review", "scan-preview"]) {
+  for (const id of ["preview", "live-review"]) {
     const img = document.getElementById(id);
-    const want = live && id === streamTo ? "/preview.mjpg" : BLANK;
+    const want = live && ((id === "preview") !== (state.state === "review")) ? "/preview.mjpg" : BLANK;
     if (img.getAttribute("src") !== want) img.setAttribute("src", want);
   }
   const final = document.getElementById("final");
