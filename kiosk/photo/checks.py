@@ -14,6 +14,7 @@ import numpy as np
 
 from kiosk.photo import measures as M
 from kiosk.photo.framing import EdgeContact, image_edge_contact
+from kiosk.photo.matting import off_color_share, seen_background
 from kiosk.photo.profiles import Profile, Rule
 from kiosk.photo.results import CheckResult
 from kiosk.vision.accessories import head_covering
@@ -239,25 +240,33 @@ def _background_checks(
 ) -> list[CheckResult]:
     t = profile.thresholds
     out: list[CheckResult] = []
-    bg = None
-    if person is not None:
-        margin = max(2, round(0.02 * rgb.shape[1]))
-        bg = M.background(rgb, M.background_region(person, margin))
+    bg = region = None
+    if person is not None:  # the whole background as the segmenter sees it, not sample patches
+        region = seen_background(person)
+        bg = M.background(rgb, region)
+    limits = {
+        "off_color_max": t["background_off_color_max"],
+        "luminance_std_max": t["background_uniformity_max"],
+    }
     if bg is None:
-        out.append(_unmeasured("background_uniformity", t["background_uniformity_max"]))
+        out.append(_unmeasured("background_uniformity", limits))
         out.append(_unmeasured("background_color", [c.id for c in profile.backgrounds]))
     else:
-        ok = bg.luminance_std <= t["background_uniformity_max"]
+        match = next((c for c in profile.backgrounds if _color_matches(bg.mean_rgb, c)), None)
+        # dirt: background pixels not of the colour (the matched one, else the profile's first)
+        off = off_color_share(rgb, region, match or profile.backgrounds[0], t["background_color_tolerance"])
+        off = 1.0 if off is None else off
+        ok = bg.luminance_std <= t["background_uniformity_max"] and off <= t["background_off_color_max"]
         out.append(
             CheckResult(
                 "background_uniformity",
-                bg.luminance_std,
-                t["background_uniformity_max"],
+                off,
+                limits,
                 ok,
                 "pass" if ok else "fail",
+                details={"luminance_std": bg.luminance_std, "pixels": bg.pixels},
             )
         )
-        match = next((c for c in profile.backgrounds if _color_matches(bg.mean_rgb, c)), None)
         out.append(
             CheckResult(
                 "background_color",

@@ -8,18 +8,21 @@ for the ID card); each rule narrows the allowed scale or offset, a conflicting o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 
 from kiosk.photo import measures as M
 from kiosk.photo.framing import EdgeContact, edge_contact
+from kiosk.photo.matting import agree, blend, refine
 from kiosk.photo.profiles import Color, Profile
 from kiosk.vision.segmentation import PersonSegmenter
 from kiosk.vision.types import Face
 
 SCALE_RULES = ("face_width", "inter_eye", "head_length")
+AGREE_PASSES = 1  # segmenter runs on the composite that the cut-out is made to agree with
+WINDOW = 0.06  # rows above and below the photo cut out with it, of its height
 
 
 @dataclass
@@ -208,8 +211,13 @@ def compose(
     segmenter: PersonSegmenter,
     background: Color | None = None,
     calib: Calibration | None = None,
+    cutout: str = "refined",
 ) -> Composition:
-    """The document photo of `face` in `rgb` (landmarks in rgb's pixels)."""
+    """The document photo of `face` in `rgb` (landmarks in rgb's pixels).
+
+    `cutout` "refined" is kiosk.photo.matting's; "coarse" the earlier guided ramp of the mask
+    alone, kept for the before/after measurements (benchmarks/contact_sheet.py).
+    """
     w, h = profile.size
     color = background or profile.backgrounds[0]
     calib = calib or Calibration()
@@ -243,12 +251,37 @@ def compose(
     hair_y = (hair if hair is not None else cgeo.crown_y) + calib.offset.get("head_top", 0.0)
     eye_y = cgeo.eye_y - calib.offset.get("eye_line", 0.0)
     top, vconf = choose_top(profile, hair_y, eye_y, (0, 2 * pad))
+    if cutout == "refined":
+        # the cut-out of a window a little taller than the photo; the hair top is then re-read
+        # from it (the segmenter's view of the finished photo) and the rows re-chosen inside it,
+        # so the re-measured photo lands without a second attempt
+        e = round(WINDOW * h)
+        w0, w1 = max(0, top - e), min(canvas.shape[0], top + h + e)
+        win, win_ok = canvas[w0:w1], valid[w0:w1].astype(np.float32)
+        prob_w = segmenter.mask(win)
+        alpha_w = refine(win, prob_w, win_ok)
+        seen_w = alpha_w
+        for _ in range(AGREE_PASSES):  # the composite as a reviewer's segmenter sees it
+            seen_w = segmenter.mask(blend(win, alpha_w, color.fill))
+            alpha_w = agree(alpha_w, seen_w, prob_w)
+        shifted = replace(cgeo, eye_y=cgeo.eye_y - w0, crown_y=cgeo.crown_y - w0, chin_y=cgeo.chin_y - w0)
+        hair_w = M.hair_top(seen_w, shifted)  # where the re-measure will find it
+        if hair_w is not None:
+            hair = hair_w + w0
+            hair_y = hair + calib.offset.get("head_top", 0.0)
+            top, vconf = choose_top(profile, hair_y, eye_y, (w0, w1 - h))
+            top = min(max(top, w0), w1 - h)  # a conflict may leave it at a rule's bound
+        rows_w = slice(top - w0, top - w0 + h)
+        alpha = alpha_w[rows_w]
     conflicts += vconf
     margin = profile.thresholds["head_in_frame_margin"] * h
     contact = edge_contact(person, valid, cgeo.chin_y, (top, top + h), round(margin), tuple(crown_c))
     rows = slice(top, top + h)
     photo_rgb, ok = canvas[rows], valid[rows].astype(np.float32)
-    alpha = matte(photo_rgb, segmenter.mask(photo_rgb), ok)  # the photo's own view: finest mask
+    if cutout == "refined":  # and once more as the finished photo is seen (its own, finest view)
+        alpha = agree(alpha, segmenter.mask(blend(photo_rgb, alpha, color.fill)), prob_w[rows_w])
+    else:
+        alpha = matte(photo_rgb, segmenter.mask(photo_rgb), ok)  # the photo's own view: finest mask
     image = replace_background(photo_rgb, alpha, color.fill)
     m[1, 2] -= top
     sizes = {"face_width": cgeo.face_width, "inter_eye": cgeo.inter_eye, "head_length": cgeo.head_length}

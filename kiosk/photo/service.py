@@ -65,6 +65,7 @@ class PhotoTools:
         self.vision = vision or VisionConfig()
         self.analyzer = FaceAnalyzer(self.vision)
         self.segmenter = PersonSegmenter(self.vision.num_threads)
+        self.cutout = "refined"  # kiosk.photo.compose's cut-out ("coarse": the earlier one, to compare)
 
     def _analyze(self, rgb: np.ndarray) -> tuple[np.ndarray, Analysis]:
         """Analysis of a copy no larger than analysis_max_side; landmarks in the copy's pixels."""
@@ -135,7 +136,7 @@ class PhotoTools:
         best_misses = 0
         calib = Calibration()
         for _ in range(MAX_ATTEMPTS):
-            comp = compose(rgb, analysis.faces[0], profile, self.segmenter, color, calib)
+            comp = compose(rgb, analysis.faces[0], profile, self.segmenter, color, calib, self.cutout)
             enc = encode_in_range(comp.image, *byte_range(profile), profile.dpi)
             report = self.check(enc.data, profile)  # the output is judged from its bytes, decoded again
             _source_framing(report, comp.placement, profile)
