@@ -3,8 +3,9 @@
 Pure functions on frames (numpy RGB or grey arrays), no camera and no session: the session's scan
 state feeds frames to a ``SlipReader`` until one yields a number, and ``check_number`` says whether
 the number can be one of this province's (format, check character, region). zxing-cpp is the
-decoder the field uses; a dim or shadowed frame is tried once more with its contrast evened out
-(CLAHE), since a slip held in a hall's light is rarely lit evenly.
+decoder the field uses; a frame it cannot read is tried once more smoothed (sensor noise) and with its
+contrast evened out (CLAHE): a very dim or half-shadowed slip, which zxing-cpp alone does not read
+(tests/test_scan.py, benchmarks/scan.py).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def decode_frame(frame: np.ndarray) -> Decoded | None:
     found: list[Decoded] = []
     for img in (grey, None):
         if img is None:
-            img = _CLAHE.apply(grey)
+            img = _CLAHE.apply(cv2.GaussianBlur(grey, (0, 0), 1.0))
         for r in zxingcpp.read_barcodes(img, formats=FORMATS):
             text = r.text.strip().upper()
             found.append(Decoded(text, "qr" if r.format == zxingcpp.BarcodeFormat.QRCode else "code128",
