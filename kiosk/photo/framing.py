@@ -72,16 +72,16 @@ def edge_contact(
 
 
 def image_edge_contact(person: np.ndarray, eye_y: float, margin: int) -> EdgeContact:
-    """The same for a finished image: its own top and side edges are where the source ends.
+    """The same for a finished image: hair at (or within `margin` of) its top edge, above the eyes.
 
-    Only above the eye line (the crown and the hair beside the forehead): a document photo is cut
-    close to the head by design, so collar and shoulders reach its sides lower down, and its
-    bottom edge always cuts the body.
+    Only the top edge: a document photo's sides may crop wide hair (the face from ear to ear is
+    what the rules ask for), and its bottom edge always cuts the body. A head cut at a side of the
+    source is caught by make-photo on the source (edge_contact), where the cut is known.
     """
     h, w = person.shape
     pad = max(1, int(margin)) + 2
-    big = cv2.copyMakeBorder(person.astype(np.float32), pad, 0, pad, pad, cv2.BORDER_REPLICATE)
+    big = cv2.copyMakeBorder(person.astype(np.float32), pad, 0, 0, 0, cv2.BORDER_REPLICATE)
     seen = np.zeros(big.shape, bool)
-    seen[pad:, pad : pad + w] = True
+    seen[pad:] = True
     c = edge_contact(big, seen, eye_y + pad, (pad, pad + h), margin)
     return EdgeContact(c.head, 0.0, c.crown_margin)
