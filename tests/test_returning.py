@@ -92,8 +92,7 @@ def test_review_decided_per_number_and_resubmission_idempotent(tmp_path: Path) -
         with pytest.raises(PlatformRejected):  # attempt 3 only after attempt 2 was rejected
             client.resubmit(number=n1, attempt=3, photo=b"\xff\xd8third", station="001")
         assert server.platform.photos[n1] == b"\xff\xd8second"
-        rec = next(r for r in server.platform.records() if r["number"] == n1)
-        assert [a["attempt"] for a in rec["attempts"]] == [1, 2]
+        assert [a["attempt"] for a in server.platform.attempts(n1)] == [1, 2]
 
 
 def test_lookup_refusals_unknown_and_platform_down(tmp_path: Path) -> None:
@@ -165,10 +164,10 @@ def test_demo_rejected_then_returning_retakes_under_the_same_number(tmp_path: Pa
         # the platform holds the new photo for N, two attempts recorded
         new = Path(retake["photo"]).read_bytes()
         assert platform.photos[n] == new
-        rec = next(r for r in platform.records() if r["number"] == n)
-        assert [a["attempt"] for a in rec["attempts"]] == [1, 2]
-        assert rec["attempts"][0]["sha256"] == first_sha
-        assert rec["attempts"][1]["sha256"] == hashlib.sha256(new).hexdigest()
+        attempts = platform.attempts(n)
+        assert [a["attempt"] for a in attempts] == [1, 2]
+        assert attempts[0]["sha256"] == first_sha
+        assert attempts[1]["sha256"] == hashlib.sha256(new).hexdigest()
         # the retake is audited in the terminal's store
         store = Store(tmp_path / "back" / "state")
         assert retakes_audited(store, n) == 1

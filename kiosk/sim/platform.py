@@ -32,7 +32,7 @@ from kiosk.receipt.numbers import format_for, parse
 MAX_UPLOAD = 2 * 1024 * 1024
 # why a human review rejects a photo: codes the terminal words in zh/en (kiosk/text/returning.toml reason.*)
 REJECT_REASONS = ("background", "face_covered", "expression", "glare", "quality", "head_covering", "other")
-PUBLIC_RECORD = ("number", "status", "reason", "document", "city", "station", "terminal")  # GET /_records
+PUBLIC_RECORD = ("number", "status", "document", "city", "station", "terminal")  # GET /_records
 REVIEW_DAYS = 2  # a pending review is expected within this many days of the (latest) upload
 
 
@@ -236,16 +236,16 @@ class Platform:
         }
 
     def records(self) -> list[dict]:
-        """Every number with who issued it and its attempts (test control: GET /_records): the
-        hashes say which photo a number holds, the photos themselves stay here."""
+        """Every number with who issued it (test control: GET /_records); no photo hashes."""
         with self.lock:
-            return [
-                {
-                    **{k: rec[k] for k in PUBLIC_RECORD},
-                    "attempts": [{"attempt": a["attempt"], "sha256": a["sha256"]} for a in rec["attempts"]],
-                }
-                for rec in self.by_number.values()
-            ]
+            return [{k: rec[k] for k in PUBLIC_RECORD} for rec in self.by_number.values()]
+
+    def attempts(self, number: str) -> list[dict]:
+        """The photos a number was given, in order: [{attempt, sha256, terminal}] (tests, demos)."""
+        with self.lock:
+            rec = self.by_number.get(number)
+            made = rec["attempts"] if rec else []
+            return [{k: a[k] for k in ("attempt", "sha256", "terminal")} for a in made]
 
 
 def make_handler(platform: Platform) -> type[BaseHTTPRequestHandler]:
