@@ -149,6 +149,7 @@ class MemoryGuard:
         self._rss = rss
         self._clock = clock
         self._seen_sessions: int | None = None
+        self._start_sessions = 0
         self._last_check = clock()
         self.last_rss_mb = rss()
         self.peak_rss_mb = self.last_rss_mb
@@ -172,6 +173,8 @@ class MemoryGuard:
         if sessions == self._seen_sessions and now - self._last_check < self.every_s:
             return None
         first = self._seen_sessions is None
+        if first:
+            self._start_sessions = sessions
         self._seen_sessions, self._last_check = sessions, now
         if self.trim:
             malloc_trim()
@@ -179,8 +182,9 @@ class MemoryGuard:
         self.peak_rss_mb = max(self.peak_rss_mb, rss)
         if self.trace_dir is not None and not first:
             self._dump(sessions, rss)
-        # never right after the start: a service already above its ceiling there would only restart again
-        if self.ceiling_mb > 0 and rss > self.ceiling_mb and not first:
+        # only after a session since the start: a service above its ceiling with nobody served yet
+        # would restart again and again
+        if self.ceiling_mb > 0 and rss > self.ceiling_mb and sessions > self._start_sessions:
             return Exceeded(round(rss, 1), self.ceiling_mb, sessions)
         return None
 

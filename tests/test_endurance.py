@@ -77,10 +77,12 @@ def test_a_bad_fault_count_is_one_line(monkeypatch):
 
 
 def test_the_guard_restarts_only_after_a_session_and_once_per_return_to_idle():
-    rss = [500.0]
-    guard = MemoryGuard(300, rss=lambda: rss[0], trim=False)
+    rss, now = [500.0], [0.0]
+    guard = MemoryGuard(300, rss=lambda: rss[0], trim=False, every_s=300, clock=lambda: now[0])
     assert guard.idle(0) is None  # over the ceiling at the start: restarting would only loop
     assert guard.idle(0) is None  # nothing new at idle
+    now[0] = 301.0
+    assert guard.idle(0) is None  # checked again after every_s of idle, still nobody served
     over = guard.idle(1)  # back at idle after a session
     assert over is not None and over.detail() == "rss=500.0MB ceiling=300MB sessions=1"
     rss[0] = 200.0
