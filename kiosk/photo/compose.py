@@ -21,7 +21,7 @@ from kiosk.vision.segmentation import PersonSegmenter
 from kiosk.vision.types import Face
 
 SCALE_RULES = ("face_width", "inter_eye", "head_length")
-AGREE_PASSES = 1  # segmenter runs on the composite that the cut-out is made to agree with
+AGREE_PASSES = 2  # segmenter runs on the composite that the cut-out is made to agree with
 WINDOW = 0.06  # rows above and below the photo cut out with it, of its height
 
 
