@@ -268,6 +268,7 @@ def test_returning_screens_in_chromium_zh_and_en(tmp_path: Path) -> None:
     from kiosk.service import Service
     from tests.test_scan import slip_image
     from tests.test_ui_browser import state, text, wait_for
+    from tests.test_ui_screens import check_screen
 
     platform = Platform(faults=Faults(review="pending"))
     with PlatformServer(platform=platform) as server:
@@ -298,12 +299,16 @@ def test_returning_screens_in_chromium_zh_and_en(tmp_path: Path) -> None:
             # privacy: no picture on the scan and review screens (the slip carries a thumbnail)
             assert not b.find_elements(By.CSS_SELECTOR, "#screen-scan img, #screen-scanned img")
             assert b.find_element(By.ID, "free-retake").is_displayed()
+            # 96 px targets inside the viewport, no scrolling, no serious axe-core violation
+            size = tuple(b.execute_script("return [innerWidth, innerHeight]"))
+            check_screen(b, "scanned-zh", size, tmp_path, expect=2)
             time.sleep(0.5)
             b.find_element(By.ID, "lang-en").click()
             wait_for(b, lambda d: text(d, "#scanned-state") == "Not approved", what="rejected in en")
             fields = text(b, "#scanned-fields")
             assert "Resident identity card" in fields and "Shenzhen" in fields and "glare" in fields
             assert text(b, "#free-retake") == "Retake for free"
+            check_screen(b, "scanned-en", size, tmp_path, expect=2)
             time.sleep(0.5)
             b.find_element(By.ID, "free-retake").click()
             wait_for(b, lambda d: state(d) in ("guidance", "countdown"), what="the camera for the retake")
