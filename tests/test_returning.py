@@ -259,7 +259,8 @@ def test_demo_returning_cli_json_unreadable_and_other_region(tmp_path: Path) -> 
 @pytest.mark.browser
 def test_returning_screens_in_chromium_zh_and_en(tmp_path: Path) -> None:
     """Idle offers the scan; the slip held up is read; the review shows state, document, city, dates
-    and the reason in zh, then en -- no photo anywhere; the free retake leads to the camera."""
+    and the reason in zh, then en -- no photo anywhere; the free retake leads to the camera, the
+    review and the hand-over, and the platform holds the new photo as the number's second attempt."""
     import threading
     import time
 
@@ -278,7 +279,7 @@ def test_returning_screens_in_chromium_zh_and_en(tmp_path: Path) -> None:
         png = tmp_path / "slip.png"
         Image.fromarray(slip_image(n)).save(png)
         cfg = platform_cfg(tmp_path, server.url)
-        cfg = replace(cfg, session=replace(cfg.session, ui_port=0))
+        cfg = replace(cfg, session=replace(cfg.session, ui_port=0, steady_s=0.5, countdown_s=1.0))
         svc = Service(cfg, sim=True).start()
         svc.station.citizen.slip = png.read_bytes()
         thread = threading.Thread(target=svc.run, daemon=True)
@@ -314,8 +315,15 @@ def test_returning_screens_in_chromium_zh_and_en(tmp_path: Path) -> None:
             wait_for(b, lambda d: state(d) in ("guidance", "countdown"), what="the camera for the retake")
             assert "Retake" in text(b, "#summary") and svc.session.retake_of == n
             assert svc.session.profile == "id_card" and svc.session.city == "shenzhen"
+            # the citizen is guided to a compliant photo, accepts it, and gets the 重拍 slip
+            wait_for(b, lambda d: state(d) == "review", timeout=90, what="the retaken photo to review")
             time.sleep(0.5)
-            b.find_element(By.ID, "live-cancel").click()
+            b.find_element(By.ID, "accept").click()
+            wait_for(b, lambda d: state(d) == "done", what="the retake handed over")
+            assert "Retaken" in text(b, "#done-take") and n[-2:] in text(b, "#done-detail")
+            assert [a["attempt"] for a in platform.attempts(n)] == [1, 2]
+            time.sleep(0.5)
+            b.find_element(By.ID, "finish").click()
             wait_for(b, lambda d: state(d) == "idle", what="back to idle")
             assert svc.session.retake_of is None  # forgotten with the citizen
         finally:

@@ -341,11 +341,13 @@ function render() {
   const r = state.result;
   document.getElementById("done-label").textContent = r && r.number ? t("number") : "";
   document.getElementById("done-detail").textContent = r ? (r.number ? grouped(r.number) : t("done_photo")) : "";
-  const fault = r && !r.printed && r.message_zh ? text({ zh: r.message_zh, en: r.message_en }) : "";
+  let fault = r && !r.printed && r.message_zh ? text({ zh: r.message_zh, en: r.message_en }) : "";
+  if (r && r.retake && r.failed) fault = text(r.message);  // the free retake did not reach the platform
   const doneFault = document.getElementById("done-fault");
   doneFault.hidden = !fault;
   doneFault.textContent = fault;
   document.getElementById("done-take").hidden = !(r && r.number && r.printed);
+  if (r && r.retake && !r.failed) document.getElementById("done-take").textContent = text(r.message);
   const idleMsg = document.getElementById("idle-message");
   idleMsg.hidden = !(state.state === "idle" && state.message);
   idleMsg.textContent = state.state === "idle" && state.message ? text(state.message) : "";
