@@ -3,6 +3,9 @@ profile's geometry rules, and replace the background with a soft, halo-free edge
 
 Rules that cannot all hold are satisfied in the profile's priority order (e.g. the eye line wins
 for the ID card); each rule narrows the allowed scale or offset, a conflicting one is recorded.
+Nothing of the person is invented: beyond the source the edge is only extended for the segmenter,
+the fill is painted only where the cut-out is background, and a person reaching the source's edge
+is recorded for head_in_frame (kiosk.photo.framing). The cut-out is kiosk.photo.matting's.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import numpy as np
 
 from kiosk.photo import measures as M
 from kiosk.photo.framing import EdgeContact, edge_contact
-from kiosk.photo.matting import agree, blend, refine
+from kiosk.photo.matting import agree, blend, guided_filter, refine
 from kiosk.photo.profiles import Color, Profile
 from kiosk.vision.segmentation import PersonSegmenter
 from kiosk.vision.types import Face
@@ -152,21 +155,6 @@ def choose_top(
     return round(_pick(lo2, hi2)), conflicts + (["canvas"] if outside else [])
 
 
-def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
-    """He et al.'s guided filter (grey guide): snaps a coarse mask onto the image's own edges."""
-    k = (2 * radius + 1, 2 * radius + 1)
-
-    def box(x: np.ndarray) -> np.ndarray:
-        return cv2.boxFilter(x, -1, k, borderType=cv2.BORDER_REFLECT)
-
-    mi, mp = box(guide), box(src)
-    cov = box(guide * src) - mi * mp
-    var = box(guide * guide) - mi * mi
-    a = cov / (var + eps)
-    b = mp - a * mi
-    return box(a) * guide + box(b)
-
-
 def replace_background(rgb: np.ndarray, alpha: np.ndarray, fill: tuple[int, int, int]) -> np.ndarray:
     """Composite onto `fill` with the old background's colour removed from the edge pixels.
 
@@ -188,7 +176,8 @@ def replace_background(rgb: np.ndarray, alpha: np.ndarray, fill: tuple[int, int,
 
 
 def matte(rgb: np.ndarray, person: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Alpha from the segmentation probability: guided by the image, a tighter ramp, zero off-source."""
+    """The earlier cut-out ("coarse"): the segmentation probability guided by the grey image, a
+    tighter ramp, zero off-source. Kept to measure the refined one against."""
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
     radius = max(2, round(0.012 * max(rgb.shape[:2])))
     a = guided_filter(grey, person.astype(np.float32), radius, 1e-3)

@@ -9,7 +9,15 @@ blotches. ``refine`` makes the alpha of the photo from it:
    which keeps the soft transition of hair strands where the image has one;
 2. the person's core made solid: the largest connected person region, closed morphologically and
    with its holes filled, is alpha 1 — what lies inside the person is never background;
-3. background everywhere outside that region and its soft rim (nothing detached survives).
+3. background everywhere outside that region and its soft rim (nothing detached survives);
+4. the composite shown to the segmenter again (``agree``): where it sees background around the
+   person, the rim is faded out, so what a reviewer's segmenter calls background is the fill.
+   Only near the cut-out's edge, or where the first view said background too: holes inside the
+   person are never opened.
+
+Measured on the 54 single-person real fixtures (benchmarks/contact_sheet.py, README): outputs
+whose seen background holds at most 0.5 % off-colour pixels, 28 with the mask's guided ramp alone
+and 52 with this; about 10 % more CPU per 12 MP make-photo.
 
 ``off_color_share`` is the measure that judges the result (and any photo): the share of what a
 segmenter calls background whose colour is not the profile's.
