@@ -102,6 +102,7 @@ class Service:
         port: int | None = None,
         realtime: bool = True,
         wall_clock: Any = None,  # kiosk.clock.WallClock: numbers wait for it (tests set it back)
+        memory_restart: bool = False,
     ):
         from kiosk.service_api import ServiceApi, socket_path
         from kiosk.station import build_station
@@ -141,6 +142,9 @@ class Service:
         self.restart_requested = False
         self.readiness_every_s = READINESS_EVERY_S
         self._background = threading.Thread(target=self._background_loop, name="background", daemon=True)
+        # The memory guard restarts the whole process: only the process that is the service
+        # (`kiosk run`) lets it; a Service embedded elsewhere (tests) only reports its memory.
+        self.memory_restart = memory_restart
         self.memory = self._memory_guard()
         self.monitor_error: str | None = None
         self.monitor = self._monitor()  # kiosk.monitor: MQTT state for the fleet ([monitor] broker)
@@ -236,7 +240,7 @@ class Service:
         """Between two turns at idle (no citizen can be cut short): over the ceiling, leave the main
         loop with the restart status so that systemd starts a fresh service; audited."""
         exceeded = self.memory.idle(self.session.sessions)
-        if exceeded is None:
+        if exceeded is None or not self.memory_restart:
             return
         self.restart_reason = f"memory above the ceiling at idle ({exceeded.detail()})"
         try:
@@ -416,7 +420,7 @@ class Service:
 
 def run_service(cfg: Config, sim: bool = False, port: int | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    service = Service(cfg, sim=sim, port=port)
+    service = Service(cfg, sim=sim, port=port, memory_restart=True)
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("signal %d: stopping", signum)
