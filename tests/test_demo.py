@@ -18,6 +18,8 @@ from kiosk.receipt.numbers import check_ok
 from kiosk.samples import sample_path
 from kiosk.store import Store
 
+pytestmark = pytest.mark.slow  # subprocesses or whole sessions: runs with --full
+
 
 def test_demo_guides_a_badly_posed_unevenly_lit_citizen_to_a_compliant_photo(tmp_path, capsys):
     out = tmp_path / "demo"

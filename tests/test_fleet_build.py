@@ -17,6 +17,8 @@ from kiosk.fleet import bundle as bundle_mod
 from kiosk.fleet.keys import trusted_targets_keys
 from kiosk.fleet.repository import Repository, generate_keys
 
+pytestmark = pytest.mark.slow  # subprocesses or whole sessions: runs with --full
+
 KIOSK = [sys.executable, "-m", "kiosk.cli", "update"]
 REPO = Path(__file__).resolve().parent.parent
 EM_AARCH64, EM_X86_64 = 183, 62

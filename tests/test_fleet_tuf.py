@@ -12,6 +12,8 @@ from kiosk.fleet.fetch import FetchError
 from kiosk.fleet.keys import load_signer
 from tests.test_fleet_support import make_fleet
 
+pytestmark = pytest.mark.slow  # subprocesses or whole sessions: runs with --full
+
 
 @pytest.fixture
 def fleet(tmp_path, monkeypatch):

@@ -15,6 +15,8 @@ from kiosk.fleet.updater import EX_TEMPFAIL, UpdateRefused
 from kiosk.fleet.wheels import python_abi
 from tests.test_fleet_support import make_fleet, release_matches_manifest
 
+pytestmark = pytest.mark.slow  # subprocesses or whole sessions: runs with --full
+
 
 @pytest.fixture
 def fleet(tmp_path, monkeypatch):

@@ -23,6 +23,8 @@ from kiosk.config import ConfigError, MonitorConfig, load_config
 from kiosk.monitor.homeassistant import discovery
 from kiosk.monitor.state import clean, events
 
+pytestmark = pytest.mark.slow  # subprocesses or whole sessions: runs with --full
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 needs_broker = pytest.mark.skipif(not os.path.exists(MOSQUITTO), reason="mosquitto not installed (.ci/run)")
 JPEG = b"\xff\xd8\xff"

@@ -15,6 +15,8 @@ from kiosk.sim.platform import Faults, Platform, PlatformServer
 from kiosk.store import Store
 from tests.test_receipt_support import jpeg
 
+pytestmark = pytest.mark.slow  # subprocesses or whole sessions: runs with --full
+
 
 @pytest.fixture
 def server():

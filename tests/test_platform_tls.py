@@ -34,6 +34,8 @@ from kiosk.store import Store
 from tests.pki import make_pki
 from tests.test_receipt_support import jpeg
 
+pytestmark = pytest.mark.slow  # subprocesses or whole sessions: runs with --full
+
 ROOT = Path(__file__).resolve().parents[1]
 UPLOAD = {"profile_id": "id_card", "city": "shenzhen", "region": "440300", "station": "001"}
 

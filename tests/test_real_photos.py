@@ -18,6 +18,8 @@ from kiosk.vision.analyzer import analyze_file, in_view
 from kiosk.vision.detector import FULL_RANGE
 from kiosk.vision.face_measures import eye_closed_below
 
+pytestmark = pytest.mark.slow  # subprocesses or whole sessions: runs with --full
+
 REAL = Path(__file__).parent / "fixtures" / "real"
 LABELS = tomllib.loads((REAL / "labels.toml").read_text("utf-8"))["photos"]
 MEDIAPIPE = json.loads((REAL / "mediapipe_faces.json").read_text("utf-8"))

@@ -20,6 +20,8 @@ from kiosk.fleet.inhibit import session_running
 from kiosk.service import Service
 from kiosk.service_api import call
 
+pytestmark = pytest.mark.slow  # subprocesses or whole sessions: runs with --full
+
 
 @pytest.fixture
 def notify_socket(tmp_path, monkeypatch):

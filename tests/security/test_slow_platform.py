@@ -25,6 +25,8 @@ from kiosk.service import Service
 from kiosk.station import open_printer
 from tests.test_session import CFG, Clock, FakeCamera, FakeLive, to_guidance, to_review
 
+pytestmark = pytest.mark.slow  # subprocesses or whole sessions: runs with --full
+
 BYTE_EVERY_S = 0.3  # under the per-read timeout below: only an overall deadline ends the call
 TIMEOUT_S = 1.0
 STEP_LIMIT_S = 1.0  # no turn of the main loop may take this long (the watchdog allows 30 s)
