@@ -226,6 +226,7 @@ def test_the_session_takes_the_city_as_typed_and_keeps_its_id(typed):
 def test_the_city_picker_lists_21_cities_home_first_then_by_region(tmp_path, browser):  # noqa: F811
     """Headless Chromium on the real UI: the home city on top, the others in 珠三角/粤东/粤西/粤北."""
     import threading
+    import time
     from dataclasses import replace
 
     from selenium.webdriver.common.by import By
@@ -243,6 +244,7 @@ def test_the_city_picker_lists_21_cities_home_first_then_by_region(tmp_path, bro
     try:
         driver.get(svc.ui.url)
         wait_for(driver, lambda d: state(d) == "idle", what="the idle screen")
+        time.sleep(0.6)  # the UI ignores taps for 400 ms after a screen appears (tap safety)
         driver.find_element(By.ID, "start").click()
         wait_for(driver, lambda d: state(d) == "choose", what="the document choice")
         picker = driver.execute_script(
