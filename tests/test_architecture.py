@@ -2,8 +2,9 @@
 `kiosk` (every import statement, inside functions too) has no cycle, only kiosk.station imports
 the simulator, and no "never" pair of rooms imports the other.
 
-Imports under ``if TYPE_CHECKING:`` never run, so they do not count for cycles (a type named in
-an annotation is not a load order); they do count for the rooms: knowing a type is knowing it.
+Imports under ``if TYPE_CHECKING:`` never run, but they count like the others, for cycles and for
+the rooms: knowing a type is knowing it, and a type-only cycle is two modules that cannot be read
+apart (name what one needs of the other as a ``Protocol`` on its own side instead).
 """
 
 from __future__ import annotations
@@ -188,8 +189,37 @@ def test_the_walker_sees_imports_inside_functions_and_type_checking_blocks(graph
     assert typed, "no TYPE_CHECKING import seen: the walker misses them"
 
 
-def test_no_import_cycle_among_kiosk_modules(runtime_graph):
-    assert _cycles(runtime_graph) == []
+def test_no_import_cycle_among_kiosk_modules(graph):
+    assert _cycles(graph) == []
+
+
+def test_a_cycle_through_a_type_checking_import_counts(tmp_path):
+    pkg = tmp_path / "kiosk"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("from kiosk.b import f\n", encoding="utf-8")
+    (pkg / "b.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from kiosk.a import A\n", encoding="utf-8"
+    )
+    modules = {"kiosk.a": pkg / "a.py", "kiosk.b": pkg / "b.py"}
+    typed = {m: _imports(m, p, modules) for m, p in modules.items()}
+    loaded = {m: _imports(m, p, modules, typing=False) for m, p in modules.items()}
+    assert _cycles(typed) == [["kiosk.a", "kiosk.b"]]
+    assert _cycles(loaded) == []
+
+
+def test_the_console_is_what_its_commands_need():
+    """kiosk.console.commands names what it uses of the console as a Protocol (no import of the
+    shell); the shell's Console must still have every member of it."""
+    from kiosk.config import ConsoleConfig
+    from kiosk.console.commands import CommandHost
+    from kiosk.console.shell import Console
+
+    members = set(CommandHost.__annotations__) | {
+        n for n, v in vars(CommandHost).items() if callable(v) and not n.startswith("_")
+    }
+    assert {"call", "say", "ask"} <= members
+    console = Console(ConsoleConfig(), client=None, state_dir=None)
+    assert sorted(n for n in members if not hasattr(console, n)) == []
 
 
 def test_only_the_station_imports_the_simulator(graph):

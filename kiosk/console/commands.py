@@ -10,19 +10,37 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from kiosk import config_edit
-from kiosk.config import load_config
+from kiosk.config import ConsoleConfig, load_config
 from kiosk.console.pin import hash_pin, valid_pin_format
 from kiosk.console.text import render
 from kiosk.errors import InputError, KioskError
 from kiosk.service_api import ApiError, ServiceDown
 
-if TYPE_CHECKING:
-    from kiosk.console.shell import Console
 
-Run = Callable[["Console", list[str]], "str | None"]
+class CommandHost(Protocol):
+    """What a command uses of its console (kiosk.console.shell.Console is one): named here, so the
+    commands need not import the shell that runs them (that was an import cycle)."""
+
+    cfg: ConsoleConfig
+    state_dir: Path | None
+    config_file: Path | None  # the technician's file: `config` edits it while the service is down
+
+    def say(self, text: str) -> None: ...
+
+    def ask(
+        self, command: str, prompt: str, answer: Callable[[str], str | None], secret: bool = False
+    ) -> None: ...
+
+    def call(self, cmd: str, timeout: float | None = None, **args: Any) -> Any: ...
+
+    def logout(self, how: str) -> None: ...
+
+
+Run = Callable[[CommandHost, list[str]], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +52,7 @@ class Command:
     subs: tuple[str, ...] = ()
 
 
-def _show(c: Console, value: Any) -> None:
+def _show(c: CommandHost, value: Any) -> None:
     c.say("\n".join(render(value)))
 
 
@@ -65,7 +83,7 @@ def _outcome(value: Any) -> str:
 
 
 def _simple(service_cmd: str, timeout: float | None = None) -> Run:
-    def run(c: Console, args: list[str]) -> str:
+    def run(c: CommandHost, args: list[str]) -> str:
         if args:
             raise InputError("this command takes no arguments")
         value = c.call(service_cmd, timeout=timeout)
@@ -78,7 +96,7 @@ def _simple(service_cmd: str, timeout: float | None = None) -> Run:
 # --- commands --------------------------------------------------------------------------------------
 
 
-def cmd_help(c: Console, args: list[str]) -> str:
+def cmd_help(c: CommandHost, args: list[str]) -> str:
     if args:
         cmd = COMMANDS.get(args[0].lower())
         if cmd is None:
@@ -94,7 +112,7 @@ def cmd_help(c: Console, args: list[str]) -> str:
     return "ok"
 
 
-def cmd_status(c: Console, args: list[str]) -> str:
+def cmd_status(c: CommandHost, args: list[str]) -> str:
     if args:
         raise InputError("usage: status")
     try:
@@ -107,7 +125,7 @@ def cmd_status(c: Console, args: list[str]) -> str:
     return _outcome(value)
 
 
-def cmd_lights(c: Console, args: list[str]) -> str:
+def cmd_lights(c: CommandHost, args: list[str]) -> str:
     sub, rest = _sub(args, ("status", "test", "set", "off"), "status", LIGHTS_USAGE)
     kw: dict[str, Any] = {"action": sub}
     if sub == "set":
@@ -123,7 +141,7 @@ def cmd_lights(c: Console, args: list[str]) -> str:
 
 
 def _part(name: str, usage: str) -> Run:
-    def run(c: Console, args: list[str]) -> str:
+    def run(c: CommandHost, args: list[str]) -> str:
         sub, rest = _sub(args, ("status", "test"), "status", usage)
         if rest:
             raise InputError(f"usage: {usage}")
@@ -134,7 +152,7 @@ def _part(name: str, usage: str) -> Run:
     return run
 
 
-def cmd_receipt(c: Console, args: list[str]) -> str:
+def cmd_receipt(c: CommandHost, args: list[str]) -> str:
     if len(args) != 2 or args[0].lower() != "reprint":
         raise InputError("usage: receipt reprint NUMBER")
     number = args[1]
@@ -145,7 +163,7 @@ def cmd_receipt(c: Console, args: list[str]) -> str:
     return _outcome(value)
 
 
-def cmd_store(c: Console, args: list[str]) -> str | None:
+def cmd_store(c: CommandHost, args: list[str]) -> str | None:
     if [a.lower() for a in args] != ["acknowledge-loss"]:
         raise InputError(f"usage: {STORE_USAGE}")
     what = "accept that the store lost its records (numbers continue past the last ones handed out)"
@@ -153,7 +171,7 @@ def cmd_store(c: Console, args: list[str]) -> str | None:
     return None
 
 
-def cmd_queue(c: Console, args: list[str]) -> str:
+def cmd_queue(c: CommandHost, args: list[str]) -> str:
     sub, rest = _sub(args, ("list", "retry"), "list", "queue [list | retry [ID]]")
     kw: dict[str, Any] = {"action": sub}
     if sub == "retry" and rest:
@@ -166,7 +184,7 @@ def cmd_queue(c: Console, args: list[str]) -> str:
     return _outcome(value)
 
 
-def cmd_config(c: Console, args: list[str]) -> str:
+def cmd_config(c: CommandHost, args: list[str]) -> str:
     sub, rest = _sub(args, ("get", "set"), "get", CONFIG_USAGE)
     if sub == "get":
         if len(rest) > 1:
@@ -196,13 +214,13 @@ def cmd_config(c: Console, args: list[str]) -> str:
     return f"ok: {key} = {value.get('value') if isinstance(value, dict) else value}"
 
 
-def _config_file(c: Console) -> Any:
+def _config_file(c: CommandHost) -> Any:
     if c.config_file is None:
         raise KioskError("the service is not running and this console has no configuration file")
     return c.config_file
 
 
-def cmd_pin(c: Console, args: list[str]) -> str | None:
+def cmd_pin(c: CommandHost, args: list[str]) -> str | None:
     if args:
         raise InputError("usage: pin")
 
@@ -228,7 +246,7 @@ def cmd_pin(c: Console, args: list[str]) -> str | None:
     return None
 
 
-def cmd_logs(c: Console, args: list[str]) -> str:
+def cmd_logs(c: CommandHost, args: list[str]) -> str:
     if len(args) > 1:
         raise InputError("usage: logs [N]")
     n = _count(args[0], "N", 1, 500) if args else 20
@@ -238,7 +256,7 @@ def cmd_logs(c: Console, args: list[str]) -> str:
     return f"ok: {len(lines)} lines"
 
 
-def cmd_audit(c: Console, args: list[str]) -> str:
+def cmd_audit(c: CommandHost, args: list[str]) -> str:
     if len(args) > 1:
         raise InputError("usage: audit [N]")
     n = _count(args[0], "N", 1, 200) if args else 10
@@ -247,7 +265,7 @@ def cmd_audit(c: Console, args: list[str]) -> str:
     return "ok"
 
 
-def cmd_update(c: Console, args: list[str]) -> str | None:
+def cmd_update(c: CommandHost, args: list[str]) -> str | None:
     sub, rest = _sub(args, ("status", "apply", "rollback"), "status", UPDATE_USAGE)
     if sub == "status":
         if rest:
@@ -265,7 +283,7 @@ def cmd_update(c: Console, args: list[str]) -> str | None:
     return None
 
 
-def cmd_service(c: Console, args: list[str]) -> str | None:
+def cmd_service(c: CommandHost, args: list[str]) -> str | None:
     if [a.lower() for a in args] != ["restart"]:
         raise InputError("usage: service restart")
 
@@ -297,7 +315,7 @@ def _run_restart_command(command: str, why: str) -> str:
 
 
 def _power(action: str) -> Run:
-    def run(c: Console, args: list[str]) -> str | None:
+    def run(c: CommandHost, args: list[str]) -> str | None:
         flags = [a.lower() for a in args]
         if flags not in ([], ["--force"]):
             raise InputError(f"usage: {action} [--force]")
@@ -314,7 +332,7 @@ def _power(action: str) -> Run:
     return run
 
 
-def _confirm(c: Console, line: str, what: str, act: Callable[[], Any]) -> None:
+def _confirm(c: CommandHost, line: str, what: str, act: Callable[[], Any]) -> None:
     def answer(text: str) -> str:
         if text.strip().lower() != "yes":
             c.say("cancelled")
@@ -326,7 +344,7 @@ def _confirm(c: Console, line: str, what: str, act: Callable[[], Any]) -> None:
     c.ask(line, f"{what}? type yes to confirm: ", answer)
 
 
-def cmd_logout(c: Console, args: list[str]) -> None:
+def cmd_logout(c: CommandHost, args: list[str]) -> None:
     c.logout("logout")
     return None
 

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from kiosk import __version__
 from kiosk.config import ConsoleConfig, load_config
 from kiosk.console.audit import ConsoleAudit
+from kiosk.console.commands import COMMANDS, completions
 from kiosk.console.guard import LoginGuard
 from kiosk.console.lineedit import EndOfInput, Interrupt, Line, LineEditor, TooLong
 from kiosk.console.pin import MIN_DIGITS, looks_like_pin, verify_pin
@@ -112,8 +113,6 @@ class Console:
         reload: Callable[[], ConsoleConfig] | None = None,
         config_file: Path | None = None,
     ) -> None:
-        from kiosk.console.commands import COMMANDS, completions
-
         self.cfg = cfg
         self.state_dir = state_dir
         self.config_file = config_file  # base file: `config` edits its local file while the service is down
