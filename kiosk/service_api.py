@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kiosk.bounded_server import BoundedConnections
 from kiosk.errors import KioskError
 from kiosk.jsonlimits import loads as bounded_loads
 
@@ -94,8 +95,6 @@ class ServiceApi:
         api = self
 
         class _Handler(socketserver.StreamRequestHandler):
-            timeout = IDLE_TIMEOUT_S
-
             def handle(self) -> None:
                 try:
                     raw = self.rfile.readline(MAX_REQUEST + 1)
@@ -112,10 +111,15 @@ class ServiceApi:
 
         old = os.umask(0o077)
         try:
-            self._server = _BoundedUnixServer(str(path), _Handler)
+            self._server = _BoundedUnixServer(
+                str(path),
+                _Handler,
+                max_connections=MAX_CONNECTIONS,
+                idle_timeout_s=IDLE_TIMEOUT_S,
+                slot_wait_s=SLOT_WAIT_S,
+            )
         finally:
             os.umask(old)
-        self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="service-api", daemon=True)
         self._thread.start()
 
@@ -126,32 +130,10 @@ class ServiceApi:
             self._server = None
 
 
-class _BoundedUnixServer(socketserver.ThreadingUnixStreamServer):
+class _BoundedUnixServer(BoundedConnections, socketserver.ThreadingUnixStreamServer):
     """The system's listen backlog, and a thread per connection up to MAX_CONNECTIONS."""
 
     request_queue_size = socket.SOMAXCONN
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        super().__init__(*args, **kwargs)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        # a burst waits a moment for a slot (the next ones queue in the kernel's backlog, holding
-        # no descriptor of ours); a flood that holds every slot is closed at once
-        if not self.slots.acquire(timeout=SLOT_WAIT_S):
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self.slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that misbehaves is not worth a traceback on the journal."""

@@ -26,6 +26,7 @@ from typing import Any
 
 import cv2
 
+from kiosk.bounded_server import BoundedConnections
 from kiosk.capture.hub import Hub
 from kiosk.fonts import bundled_font_path
 from kiosk.jsonlimits import loads as bounded_loads
@@ -86,29 +87,10 @@ def parse_event(body: bytes) -> tuple[str, dict[str, str]]:
     return data["name"], fields
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(BoundedConnections, ThreadingHTTPServer):
+    """A thread per connection up to MAX_CONNECTIONS; beyond that the connection is closed at once."""
+
     request_queue_size = 64
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        super().__init__(*args, **kwargs)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """A thread per connection up to MAX_CONNECTIONS; beyond that the connection is closed at once."""
-        if not self.slots.acquire(blocking=False):
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self.slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """One log line, not a traceback on stderr, when a client misbehaves."""
@@ -129,8 +111,12 @@ class UiServer:
         self.stopping = threading.Event()
         self.open_streams = {"events": 0, "preview": 0}
         self._streams_lock = threading.Lock()
-        self.httpd = _Server((host, port), self._handler_class())
-        self.httpd.daemon_threads = True
+        self.httpd = _Server(
+            (host, port),
+            self._handler_class(),
+            max_connections=MAX_CONNECTIONS,
+            idle_timeout_s=IDLE_TIMEOUT_S,
+        )
         self.port = self.httpd.server_address[1]
         self.host = host
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="ui-http", daemon=True)
@@ -168,7 +154,6 @@ class UiServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             server_version = "kiosk-ui"
-            timeout = IDLE_TIMEOUT_S  # per socket operation: an idle or stalled peer is dropped
 
             def log_message(self, fmt: str, *args: Any) -> None:  # no request log: URLs may carry choices
                 pass
