@@ -6,6 +6,10 @@ graphs (SsdAnchorsCalculator and TensorsToDetectionsCalculator options) so that 
 keypoints match the reference. The short-range model (128 px input) sees faces within about 2 m
 of a phone camera; in a photo of a hall it misses the small faces behind. The full-range model
 (192 px, one 48x48 anchor grid) finds faces down to about 5 % of the image: it counts the people.
+
+The full-range input is resampled as MediaPipe's ImageToTensorCalculator does it (``mediapipe_letterbox``):
+its faces are 6-10 tensor pixels wide, and OpenCV 5's float-precise warp shifted their scores by
+up to 0.008 against MediaPipe's, enough to flip 30 px faces across the 0.6 limit.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from kiosk.vision.types import Detection
 SCORE_CLIP = 100.0
 NMS_IOU = 0.3
 NUM_KEYPOINTS = 6
+INTER_BITS = 5  # OpenCV's fixed-point remap: coordinates in 1/32 pixel
+INTER_TAB = 1 << INTER_BITS
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,30 @@ def letterbox_roi(width: int, height: int) -> Roi:
     """The square region, centred on the image, that keeps the aspect ratio (zero padding)."""
     side = float(max(width, height))
     return Roi(width / 2.0, height / 2.0, side, side, 0.0)
+
+
+def mediapipe_letterbox(rgb: np.ndarray, size: int) -> np.ndarray:
+    """The letterboxed size x size input exactly as MediaPipe 0.10's ImageToTensorCalculator makes it.
+
+    MediaPipe maps the padded square ROI (cv::boxPoints corners, getPerspectiveTransform) with
+    cv::warpPerspective, bilinear, in the OpenCV it bundles: source coordinates rounded to 1/32
+    pixel and 15-bit weights. OpenCV 5's warp interpolates at full precision, which moves small
+    faces' scores; cv2.remap with fixed-point maps is that older bilinear, bit for bit.
+    """
+    h, w = rgb.shape[:2]
+    side = float(max(w, h))
+    src = cv2.boxPoints(((w / 2.0, h / 2.0), (side, side), 0.0)).astype(np.float32)
+    dst = np.float32([[0, size], [0, 0], [size, 0], [size, size]])
+    inv = np.linalg.inv(cv2.getPerspectiveTransform(src, dst))  # output pixel -> source, as OpenCV
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    wz = inv[2, 0] * xs + inv[2, 1] * ys + inv[2, 2]
+    wz = np.where(wz != 0, INTER_TAB / np.where(wz != 0, wz, 1.0), 0.0)
+    fx = np.rint((inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]) * wz).astype(np.int64)
+    fy = np.rint((inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]) * wz).astype(np.int64)
+    lim = np.iinfo(np.int16)
+    ints = np.stack([fx >> INTER_BITS, fy >> INTER_BITS], axis=-1).clip(lim.min, lim.max).astype(np.int16)
+    frac = ((fy & (INTER_TAB - 1)) * INTER_TAB + (fx & (INTER_TAB - 1))).astype(np.uint16)
+    return cv2.remap(rgb, ints, frac, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def decode(
@@ -142,7 +172,10 @@ class FaceDetector:
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         size = self.spec.input_size
         roi = letterbox_roi(rgb.shape[1], rgb.shape[0])
-        img = crop(rgb, roi, size, size, border=cv2.BORDER_CONSTANT)
+        if self.spec is FULL_RANGE:  # it counts 6-10 px faces: MediaPipe's exact resampling
+            img = mediapipe_letterbox(rgb, size)
+        else:
+            img = crop(rgb, roi, size, size, border=cv2.BORDER_CONSTANT)
         raw_boxes, raw_scores = self.model.run_uint8(img, 2.0 / 255.0, -1.0)  # [-1, 1] as trained
         dets, scores = decode(raw_boxes, raw_scores, self.min_score, self.spec)
         # tensor coordinates [0,1] -> image pixels (letterbox removal; the ROI is axis-aligned)
