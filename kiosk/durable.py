@@ -1,7 +1,8 @@
 """Writes that survive a power cut: after a crash a file is the old or the new one, never half.
 
 Temp file in the same directory, fsync, rename over the target, fsync the directory. The store,
-the updater, the photo writer and the console's config editor all rely on this.
+the updater, the photo writer and the console's config editor all rely on this. Logs that only
+grow (the console's audit, both sides) append a line and fsync instead.
 """
 
 from __future__ import annotations
@@ -36,3 +37,16 @@ def write_atomic(path: str | Path, data: bytes, mode: int = 0o600) -> Path:
         raise
     fsync_dir(path.parent)
     return path
+
+
+def append_line(path: str | Path, line: str, mode: int = 0o600) -> None:
+    """Append ``line`` and a newline to ``path`` (created with ``mode``) and fsync before returning:
+    an entry reported written is on disk. A crash during the write can leave a torn last line."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
+    try:
+        os.write(fd, (line + "\n").encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -227,3 +227,28 @@ def test_render_of_the_audit_detail_is_json():
     d = json.loads(detail_of("config set x " + "y" * 1000, "ok"))
     assert d["result"] == "ok" and len(d["command"]) <= 300
     assert os.environ.get("NOPE") is None
+
+
+def test_both_ends_of_the_audit_append_a_line_per_entry(tmp_path):
+    """The console's spool (service down) and the service's fallback log (no store) each append one
+    line per entry through kiosk.durable.append_line."""
+    from kiosk.console.audit import SPOOL_NAME, ConsoleAudit
+    from kiosk.maintenance.audit import FALLBACK_NAME, AuditSink
+    from kiosk.service_api import ServiceDown
+
+    class Down:
+        def call(self, *args, **kwargs):
+            raise ServiceDown("not running")
+
+    console = ConsoleAudit(Down(), tmp_path)
+    for n in range(3):
+        console.record("command", f"status {n}", "error: not running")
+    spool = tmp_path / SPOOL_NAME
+    commands = [json.loads(json.loads(x)["detail"])["command"] for x in spool.read_text().splitlines()]
+    assert commands == ["status 0", "status 1", "status 2"]
+
+    sink = AuditSink(store=None, state_dir=tmp_path / "service")
+    sink.record("console", "command", "a")
+    sink.record("console", "command", "b")
+    assert [r["detail"] for r in sink.tail(5)] == ["a", "b"]
+    assert (tmp_path / "service" / FALLBACK_NAME).stat().st_mode & 0o777 == 0o600

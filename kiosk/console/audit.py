@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kiosk.durable import append_line
 from kiosk.service_api import ApiError
 
 SPOOL_NAME = "console-audit-spool.jsonl"
@@ -27,16 +28,6 @@ def clip(text: str, limit: int = MAX_FIELD) -> str:
 
 def detail_of(command: str, result: str, at: float | None = None) -> str:
     return json.dumps({"command": clip(command), "result": clip(result), "at": at}, ensure_ascii=False)
-
-
-def _append_line(path: Path, line: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, (line + "\n").encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class ConsoleAudit:
@@ -69,7 +60,7 @@ class ConsoleAudit:
                 )
                 os.replace(tmp, self.spool)
             else:
-                _append_line(self.spool, json.dumps(entry, ensure_ascii=False))
+                append_line(self.spool, json.dumps(entry, ensure_ascii=False))
         except OSError:
             pass  # nowhere to keep it; the console goes on
 

@@ -4,26 +4,16 @@ service has a store, else ``console-audit.jsonl`` in the state dir."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from kiosk.durable import append_line
 from kiosk.errors import KioskError
 
 ACTOR = "console"
 FALLBACK_NAME = "console-audit.jsonl"
-
-
-def _append_line(path: Path, line: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, (line + "\n").encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class AuditSink:
@@ -40,7 +30,7 @@ class AuditSink:
                 self.store.audit(actor, action, detail)
             elif self.path is not None:
                 entry = {"at": time.time(), "actor": actor, "action": action, "detail": detail}
-                _append_line(self.path, json.dumps(entry, ensure_ascii=False))
+                append_line(self.path, json.dumps(entry, ensure_ascii=False))
             else:
                 raise KioskError("no audit log: the service has neither a store nor a state dir")
 
