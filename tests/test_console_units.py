@@ -246,6 +246,7 @@ def test_both_ends_of_the_audit_append_a_line_per_entry(tmp_path):
     spool = tmp_path / SPOOL_NAME
     commands = [json.loads(json.loads(x)["detail"])["command"] for x in spool.read_text().splitlines()]
     assert commands == ["status 0", "status 1", "status 2"]
+    assert spool.stat().st_mode & 0o777 == 0o600  # the first entry is written whole, the next appended
 
     sink = AuditSink(store=None, state_dir=tmp_path / "service")
     sink.record("console", "command", "a")

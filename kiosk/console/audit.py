@@ -9,12 +9,11 @@ so nothing a technician did goes unrecorded.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
-from kiosk.durable import append_line
+from kiosk.durable import append_line, write_atomic
 from kiosk.service_api import ApiError
 
 SPOOL_NAME = "console-audit-spool.jsonl"
@@ -54,11 +53,8 @@ class ConsoleAudit:
             if not rest:
                 self.spool.unlink(missing_ok=True)
             elif sent or len(rest) == 1:
-                tmp = self.spool.with_suffix(".tmp")
-                tmp.write_text(
-                    "".join(json.dumps(i, ensure_ascii=False) + "\n" for i in rest), encoding="utf-8"
-                )
-                os.replace(tmp, self.spool)
+                data = "".join(json.dumps(i, ensure_ascii=False) + "\n" for i in rest)
+                write_atomic(self.spool, data.encode("utf-8"))  # owner-only, like the appends
             else:
                 append_line(self.spool, json.dumps(entry, ensure_ascii=False))
         except OSError:
