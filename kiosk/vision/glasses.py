@@ -114,7 +114,8 @@ def _rows(span: tuple[float, float]) -> slice:
 
 
 def _cols(centre: float, half: float) -> slice:
-    return slice(int(round(EYES_AT[0] + (centre - half) * IED)), int(round(EYES_AT[0] + (centre + half) * IED)))
+    x = EYES_AT[0] + centre * IED
+    return slice(int(round(x - half * IED)), int(round(x + half * IED)))
 
 
 def detect_glasses(rgb: np.ndarray, eye_centers: np.ndarray) -> Glasses | None:
