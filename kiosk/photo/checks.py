@@ -19,6 +19,7 @@ from kiosk.photo.profiles import Profile, Rule
 from kiosk.photo.results import CheckResult
 from kiosk.vision.accessories import head_covering
 from kiosk.vision.accessories import rules as covering_rules
+from kiosk.vision.glasses import detect_glasses
 from kiosk.vision.types import Analysis, Face
 
 FACE_CHECKS = (
@@ -138,18 +139,7 @@ def evaluate(
         sh = M.sharpness_at_scale(rgb, face.landmarks, face.eye_centers)
         ok = sh >= t["sharpness_min"]
         results.append(CheckResult("sharpness", sh, t["sharpness_min"], ok, "pass" if ok else "fail"))
-        g = M.glasses_glare(aligned)
-        ok = g.fraction <= t["glasses_glare_max"]
-        results.append(
-            CheckResult(
-                "glasses_glare",
-                g.fraction,
-                t["glasses_glare_max"],
-                ok,
-                "pass" if ok else "fail",
-                details={"left": g.per_lens[0], "right": g.per_lens[1], "spots": g.spots},
-            )
-        )
+        results.append(_glasses_glare(rgb, face, aligned, t["glasses_glare_max"]))
         results.append(_head_covering(rgb, face))
     else:
         results += [_unmeasured(c) for c in FACE_CHECKS]
@@ -198,6 +188,29 @@ def _head_covering(rgb: np.ndarray, face: Face) -> CheckResult:
         "fail" if hc.covered else "pass",
         details=details,
     )
+
+
+def _glasses_glare(rgb: np.ndarray, face: Face, aligned: M.AlignedFace, limit: float) -> CheckResult:
+    """Glare on spectacle lenses, asked of a face only when it wears glasses (kiosk.vision.glasses).
+
+    Without a frame found, what the lens areas show is skin, and a shine on skin is no reason to
+    tell anyone about glasses: the check passes ("no_glasses"), its measure kept in the details.
+    A face too small to see a frame (glasses None) is judged on the measure alone, in words that
+    do not assume glasses.
+    """
+    worn = face.glasses if face.glasses is not None else detect_glasses(rgb, face.eye_centers)
+    g = M.glasses_glare(aligned)
+    details = {
+        "glasses": None if worn is None else worn.worn,
+        "left": g.per_lens[0],
+        "right": g.per_lens[1],
+        "spots": g.spots,
+    }
+    ok = g.fraction <= limit
+    if worn is not None and not worn.worn:
+        return CheckResult("glasses_glare", g.fraction, limit, True, "no_glasses", details=details)
+    outcome = "pass" if ok else ("fail" if worn is not None else "reflection")
+    return CheckResult("glasses_glare", g.fraction, limit, ok, outcome, details=details)
 
 
 def _eyes_open(face: Face, limit: float) -> CheckResult:

@@ -21,6 +21,8 @@ def face_dict(face: Face, landmarks: bool = False) -> dict[str, Any]:
         "eye_openness": {"left": _r(face.eye_openness[0], 3), "right": _r(face.eye_openness[1], 3)},
         # from the eyelid contour when the iris model ran; null when only the mesh was measured
         "eye_state": {"left": face.eye_state[0], "right": face.eye_state[1]} if face.eye_state else None,
+        # a spectacle frame's evidence; null where not measured (tracked frames, faces too small)
+        "glasses": face.glasses.to_json() if face.glasses is not None else None,
         "mouth_openness": _r(face.mouth_openness, 3),
         "inter_eye_distance": _r(face.inter_eye_distance, 1),
         "eye_centers": [[_r(v, 1) for v in p] for p in face.eye_centers],

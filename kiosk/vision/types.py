@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kiosk.vision.glasses import Glasses
+
 
 @dataclass(frozen=True)
 class Pose:
@@ -49,6 +51,7 @@ class Face:
     gaze: tuple[float, float] | None = None  # (horizontal, vertical) iris offset in eye widths
     eye_contours: np.ndarray | None = None  # (2, 71, 2) the iris model's eye contours, when computed
     eye_state: tuple[str, str] | None = None  # "open"/"closed" per eye, from the eyelid contour
+    glasses: Glasses | None = None  # a spectacle frame's evidence (stills; None: not measured)
 
     @property
     def score(self) -> float:
