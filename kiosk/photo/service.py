@@ -7,6 +7,7 @@ PhotoTools, so a session (or a test run) pays for them once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -21,7 +22,7 @@ from kiosk.photo.measures import face_geometry
 from kiosk.photo.profiles import Color, Profile, get_profile
 from kiosk.photo.results import CheckReport, PhotoResult, plain
 from kiosk.vision.analyzer import FaceAnalyzer, rescale
-from kiosk.vision.imageio import load_image, original_size
+from kiosk.vision.imageio import draft_scale, load_image, original_size
 from kiosk.vision.segmentation import PersonSegmenter
 from kiosk.vision.types import Analysis
 
@@ -86,16 +87,20 @@ class PhotoTools:
         return CheckReport(profile.id, profile.version, results)
 
     def make(self, rgb: np.ndarray, profile: Profile | str, background: str | None = None) -> PhotoResult:
-        """The document photo of a still held in memory (RGB, uint8), re-checked from its JPEG bytes."""
+        """The document photo of a still held in memory (RGB, uint8), re-checked from its JPEG bytes.
+
+        The same steps as make_photo on the still's JPEG: analysed on the copy a draft decode would
+        give (the still reduced by the same power of two), composed from the full still only when
+        that copy lacks the detail; so the terminal's still and its file get the same verdict.
+        """
         profile = get_profile(profile) if isinstance(profile, str) else profile
         color = _background(profile, background)
         if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.shape[2:] == (3,)):
             raise InputError(f"still: expected an RGB uint8 image, got {getattr(rgb, 'shape', type(rgb))}")
         h, w = rgb.shape[:2]
-        copy, analysis = self._analyze(rgb)
-        _one_face(analysis)
-        analysis = rescale(analysis, w / copy.shape[1], w, h)
-        return self._compose(rgb, analysis, profile, color, (w, h))
+        k = draft_scale(w, h, self.vision.analysis_max_side)
+        small = rgb if k == 1 else cv2.resize(rgb, (-(-w // k), -(-h // k)), interpolation=cv2.INTER_AREA)
+        return self._make(small, lambda: rgb, profile, color, (w, h))
 
     def make_photo(
         self,
@@ -112,16 +117,28 @@ class PhotoTools:
         data = _read(source)
         name = "image" if isinstance(source, bytes) else str(source)
         rgb = _decode(data, name, self.vision.analysis_max_side)  # JPEG stills decode at 1/2..1/8
-        full_w, full_h = original_size(data)
+        # full size, or the largest draft within the decode budget
+        return self._make(rgb, lambda: _decode(data, name, None), profile, color, original_size(data))
+
+    def _make(
+        self,
+        rgb: np.ndarray,
+        full: Callable[[], np.ndarray],
+        profile: Profile,
+        color: Color | None,
+        source_size: tuple[int, int],
+    ) -> PhotoResult:
+        """Analyse `rgb` (the source, or a reduced copy of it); compose from `full()` when the
+        photo's scale needs more detail than the copy has."""
         copy, analysis = self._analyze(rgb)
         _one_face(analysis)
         analysis = rescale(analysis, rgb.shape[1] / copy.shape[1], rgb.shape[1], rgb.shape[0])
         scale, _ = choose_scale(profile, face_geometry(analysis.faces[0]))
-        if scale > 0.5 and rgb.shape[1] < full_w:  # a draft decode lacks the detail the photo needs
+        if scale > 0.5 and rgb.shape[1] < source_size[0]:  # the reduced copy lacks the detail
             draft_w = rgb.shape[1]
-            rgb = _decode(data, name, None)  # full size, or the largest draft within the decode budget
+            rgb = full()
             analysis = rescale(analysis, rgb.shape[1] / draft_w, rgb.shape[1], rgb.shape[0])
-        return self._compose(rgb, analysis, profile, color, (full_w, full_h))
+        return self._compose(rgb, analysis, profile, color, source_size)
 
     def _compose(
         self,

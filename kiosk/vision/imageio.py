@@ -78,6 +78,17 @@ def decode_cost(img: Image.Image) -> int:
     return w * h * per_pixel
 
 
+def draft_scale(w: int, h: int, max_side: int | None) -> int:
+    """The reduction (1, 2, 4 or 8) a JPEG of w x h is draft-decoded at for ``max_side``: the
+    largest that keeps its longer side >= max_side. PhotoTools.make reduces a still held in memory
+    by the same factor, so a still and its JPEG are analysed alike."""
+    scale = 1
+    if max_side and max(w, h) > 2 * max_side:
+        while scale < 8 and max(w, h) // (scale * 2) >= max_side:
+            scale *= 2
+    return scale
+
+
 def _within_budget(img: Image.Image, name: str, max_side: int | None) -> None:
     """Draft a JPEG down until its decode fits DECODE_BUDGET (also to ~max_side when asked);
     refuse any other image whose decode would not fit."""
@@ -85,9 +96,7 @@ def _within_budget(img: Image.Image, name: str, max_side: int | None) -> None:
     cost = decode_cost(img)
     scale = 1
     if img.format == "JPEG":
-        if max_side and max(w, h) > 2 * max_side:
-            while scale < 8 and max(w, h) // (scale * 2) >= max_side:
-                scale *= 2
+        scale = draft_scale(w, h, max_side)
         while scale < 8 and cost // (scale * scale) > DECODE_BUDGET:
             scale *= 2
         if scale > 1:
