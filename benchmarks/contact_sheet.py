@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Before/after contact sheet of make-photo's cut-out on the real photo fixtures, with its numbers.
 
-    python benchmarks/contact_sheet.py [--out /tmp/contact_sheet.jpg] [--profile id_card] [--json]
+    python benchmarks/contact_sheet.py [--out /tmp/contact_sheet.jpg] [--set all|real|phone]
+                                       [--profile id_card] [--json]
 
-For each single-person photo of tests/fixtures/real/ (group photos are refused by make-photo),
-the photo is made twice in one process — with the earlier coarse cut-out ("before") and with
-kiosk.photo.matting's refined one ("after") — and each output is judged as a reviewer's tool
-would: a person segmenter run on the output, and the share of what it calls background that is
-not the profile's colour (kiosk.photo.matting.off_color_share). One row per photo: source,
-before, after, with the share and the verdict written under each. The sheet is not committed.
+For each single-person photo of tests/fixtures/real/ (group photos are refused by make-photo) and
+each half-length phone photo of tests/fixtures/phone/ (``--set`` picks one), the photo is made
+twice in one process — with the earlier coarse cut-out ("before") and with kiosk.photo.matting's
+refined one ("after") — and each output is judged as a reviewer's tool would: a person segmenter
+run on the output, and the share of what it calls background that is not the profile's colour
+(kiosk.photo.matting.off_color_share). One row per photo: source, before, after, with the share
+and the verdict written under each. The sheet is not committed.
 """
 
 from __future__ import annotations
@@ -24,13 +26,22 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL = ROOT / "tests" / "fixtures" / "real"
+FIXTURES = ROOT / "tests" / "fixtures"
+REAL = FIXTURES / "real"
+PHONE = FIXTURES / "phone"
 SKIP = {"group"}
 CELL = 220  # height of a cell on the sheet, px
 
 
-def fixtures() -> list[Path]:
-    return sorted(p for p in REAL.glob("*/*.jpg") if p.parent.name not in SKIP)
+def fixtures(which: str = "all") -> list[Path]:
+    """The photos of a set: real (face crops, by category folder), phone (half-length), or all."""
+    real = sorted(p for p in REAL.glob("*/*.jpg") if p.parent.name not in SKIP)
+    phone = sorted(PHONE.glob("*.jpg"))
+    return {"real": real, "phone": phone}.get(which, real + phone)
+
+
+def _set(path: Path) -> str:
+    return "phone" if path.parent == PHONE else "real"
 
 
 def _cell(rgb: np.ndarray, lines: list[str], bad: bool = False) -> np.ndarray:
@@ -53,9 +64,29 @@ def _row(cells: list[np.ndarray], width: int) -> np.ndarray:
     return row
 
 
+def _stats(entries: list[dict], cutout: str, limit: float) -> dict:
+    """The numbers of one cut-out over some photos: how many outputs have a clean background."""
+    made = [e[cutout] for e in entries if "off_color" in e.get(cutout, {})]
+    shares = [m["off_color"] for m in made if m["off_color"] is not None]
+    ok = [m for m in made if m["off_color"] is not None and m["off_color"] <= limit]
+    strict = [m for m in made if m["off_color_strict"] is not None and m["off_color_strict"] <= limit]
+    compliant = [m for m in made if m["compliant"]]
+    return {
+        "made": len(made),
+        "clean": len(ok),  # off-colour share within the limit
+        "clean_share": round(len(ok) / max(len(made), 1), 3),
+        "clean_strict": len(strict),
+        "compliant": len(compliant),
+        "compliant_and_dirty": sum(1 for m in compliant if m["off_color"] is None or m["off_color"] > limit),
+        "off_color_median": round(statistics.median(shares), 5) if shares else None,
+        "off_color_max": round(max(shares), 5) if shares else None,
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="/tmp/contact_sheet.jpg", help="where to write the sheet (JPEG)")
+    ap.add_argument("--set", default="all", choices=("all", "real", "phone"), help="which fixtures")
     ap.add_argument("--profile", default="id_card")
     ap.add_argument("--json", action="store_true", help="print the per-photo numbers as JSON")
     args = ap.parse_args()
@@ -71,11 +102,11 @@ def main() -> int:
     limit = profile.thresholds["background_off_color_max"]
     rows, photos = [], {}
     times: dict[str, list[float]] = {"coarse": [], "refined": []}
-    for path in fixtures():
+    for path in fixtures(args.set):
         name = f"{path.parent.name}/{path.name}"
         src = load_image(path)
         cells = [_cell(src, [name[-28:], f"{src.shape[1]}x{src.shape[0]}"])]
-        entry: dict = {}
+        entry: dict = {"set": _set(path)}
         for cutout in ("coarse", "refined"):
             tools.cutout = cutout
             t = time.perf_counter()
@@ -107,23 +138,12 @@ def main() -> int:
 
     summary = {"profile": profile.id, "limit": limit, "sheet": args.out, "photos": len(photos)}
     for cutout in ("coarse", "refined"):
-        made = [e[cutout] for e in photos.values() if "off_color" in e.get(cutout, {})]
-        shares = [m["off_color"] for m in made if m["off_color"] is not None]
-        ok = [m for m in made if m["off_color"] is not None and m["off_color"] <= limit]
-        strict = [m for m in made if m["off_color_strict"] is not None and m["off_color_strict"] <= limit]
-        compliant = [m for m in made if m["compliant"]]
-        summary[cutout] = {
-            "made": len(made),
-            "clean": len(ok),  # off-colour share within the limit
-            "clean_share": round(len(ok) / max(len(made), 1), 3),
-            "clean_strict": len(strict),
-            "compliant": len(compliant),
-            "compliant_and_dirty": sum(
-                1 for m in compliant if m["off_color"] is None or m["off_color"] > limit
-            ),
-            "off_color_median": round(statistics.median(shares), 5) if shares else None,
-            "off_color_max": round(max(shares), 5) if shares else None,
-            "median_make_s": round(statistics.median(times[cutout]), 4) if times[cutout] else None,
+        summary[cutout] = _stats(list(photos.values()), cutout, limit)
+        t = times[cutout]
+        summary[cutout]["median_make_s"] = round(statistics.median(t), 4) if t else None
+        summary[cutout]["by_set"] = {
+            name: _stats([e for e in photos.values() if e["set"] == name], cutout, limit)
+            for name in sorted({e["set"] for e in photos.values()})
         }
     if args.json:
         summary["per_photo"] = photos
