@@ -9,14 +9,21 @@ is left out by its chroma). Hair combed over the forehead (a fringe) covers it t
 from a hat by its colour — natural hair is warm (brown, blond, red) or black, while the hats,
 caps and helmets of the fixtures are neutral, cool or coloured.
 
+A fringe comes from the crown: when what lies just above the mesh top is neither hair-coloured
+nor of the fringe's colour (a white bucket hat over a black fringe), the fringe is under a hat.
+In a grey photo hair and hat cannot be told apart by colour, and a forehead outside the image
+cannot be read: both are "not measured" rather than guessed.
+
 Limits (tests/test_real_photos.py measures them on real photos): a hat worn high on the head
-(the forehead bare) is not seen, nor a black or brown hat; white or grey hair, or dyed hair,
-combed over the forehead reads as a hat.
+(the forehead bare: a beanie, a top hat, a straw hat) is not seen, nor a black or brown hat, a
+hood over curls or a balaclava (its knit is taken for the face's skin); white or grey hair, or
+dyed hair, combed over the forehead reads as a hat.
 """
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -45,6 +52,10 @@ class CoveringRules:
     hair_hue: tuple[float, float]  # hue angles (degrees, a*b* plane) of natural hair colours
     hair_min_chroma: float  # ... at this chroma or more
     black_max_l: float  # a near-neutral covering this dark (L*, 0-255) is black hair
+    crown: tuple[float, float]  # the band above the mesh top, in forehead heights (negative: above)
+    grey_max_chroma: float  # a face whose every skin sample is less colourful than this is a grey photo
+    min_in_image: float  # share of a band that must come from inside the image to be read
+    crown_fringe_delta: float  # Lab distance under which the crown is the fringe's own hair
 
 
 @lru_cache(maxsize=1)
@@ -52,7 +63,8 @@ def rules() -> CoveringRules:
     t = tomllib.loads(DATA.read_text("utf-8"))["head_covering"]
     return CoveringRules(
         tuple(t["band"]), t["skin_delta"], t["l_weight"], t["covered_below"], tuple(t["min_chroma"]),
-        tuple(t["hair_hue"]), t["hair_min_chroma"], t["black_max_l"],
+        tuple(t["hair_hue"]), t["hair_min_chroma"], t["black_max_l"], tuple(t["crown"]),
+        t["grey_max_chroma"], t["min_in_image"], t["crown_fringe_delta"],
     )  # fmt: skip
 
 
@@ -62,11 +74,21 @@ class HeadCovering:
 
     forehead_skin: float  # 0-1: share of the forehead band that is the face's skin
     hair: bool | None  # when the forehead is covered: whether by something hair-coloured (a fringe)
-    covered: bool  # a head covering: the forehead covered by something that is not hair
+    covered: bool  # a head covering: the forehead covered by what is not hair, or a fringe under a hat
     covering_lab: tuple[float, float, float] | None = None  # median CIELAB (OpenCV 8-bit scale) of it
 
     def to_json(self) -> dict:
         return {"forehead_skin": round(self.forehead_skin, 3), "hair": self.hair, "covered": self.covered}
+
+
+def _inside(m: np.ndarray, shape: tuple[int, ...], y0: int, y1: int, x0: int, x1: int) -> float:
+    """Share of the crop rectangle [y0,y1) x [x0,x1) that maps inside the source image."""
+    ys, xs = np.mgrid[y0:y1:2, x0:x1:2]
+    pts = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
+    src = (pts - m[:, 2]) @ np.linalg.inv(m[:, :2]).T
+    h, w = shape[:2]
+    ok = (src[:, 0] >= 0) & (src[:, 0] < w) & (src[:, 1] >= 0) & (src[:, 1] < h)
+    return float(ok.mean()) if ok.size else 0.0
 
 
 def _level(eye_left: np.ndarray, eye_right: np.ndarray) -> np.ndarray:
@@ -119,19 +141,42 @@ def head_covering(rgb: np.ndarray, landmarks: np.ndarray, eye_centers: np.ndarra
     x0, x1 = int(round(lm[BAND_X[0], 0])), int(round(lm[BAND_X[1], 0]))
     h, w = lab.shape[:2]
     y0, y1, x0, x1 = max(y0, 0), min(y1, h), max(x0, 0), min(x1, w)
-    if y1 - y0 < 2 or x1 - x0 < 4:
-        return None
+    if y1 - y0 < 2 or x1 - x0 < 4 or _inside(m, rgb.shape, y0, y1, x0, x1) < r.min_in_image:
+        return None  # the forehead is not in the picture (a close-up, a face at the top edge)
     band = lab[y0:y1, x0:x1].reshape(-1, 3)
     cover = far(band)
     skin_share = float(1.0 - cover.mean())
     if skin_share >= r.covered_below:
         return HeadCovering(skin_share, None, False)
+    chroma = np.hypot(np.asarray(patches)[:, 1] - 128.0, np.asarray(patches)[:, 2] - 128.0)
+    if float(chroma.max()) < r.grey_max_chroma:
+        return None  # a grey photo: a fringe and a hat differ only by colour
     # covered: by hair (a fringe) or by a hat. Natural hair is warm (black to brown, blond, red)
     # or, when black, dark and grey; a hat's fabric is any colour, in these photos neutral or cool
     covering = np.median(band[cover], axis=0)
     hair = _hair_coloured(covering, r)
     lab_t = (float(covering[0]), float(covering[1]), float(covering[2]))
+    if hair:  # a fringe: is the crown above it hair too, or a hat?
+        hair = _crown_is_hair(lab, m, rgb.shape, top, brow - top, x0, x1, far, r, covering)
     return HeadCovering(skin_share, hair, not hair, lab_t)
+
+
+def _crown_is_hair(
+    lab: np.ndarray, m: np.ndarray, shape: tuple[int, ...], top: float, height: float, x0: int, x1: int,
+    far: Callable[[np.ndarray], np.ndarray], r: CoveringRules, fringe: np.ndarray,
+) -> bool:  # fmt: skip
+    """Whether what lies just above the mesh top, over a fringe, is hair (True when unreadable):
+    hair-coloured, or of the fringe's own colour (dark auburn curls read outside the hair hues)."""
+    y0, y1 = (int(round(top + f * height)) for f in r.crown)
+    y0, y1 = max(y0, 0), min(y1, lab.shape[0])
+    if y1 - y0 < 2 or _inside(m, shape, y0, y1, x0, x1) < r.min_in_image:
+        return True
+    px = lab[y0:y1, x0:x1].reshape(-1, 3)
+    px = px[far(px)]  # a bald or high crown is skin: only what is not skin can be a hat
+    if len(px) < 0.5 * (y1 - y0) * (x1 - x0):
+        return True
+    crown = np.median(px, axis=0)
+    return _hair_coloured(crown, r) or float(np.linalg.norm(crown - fringe)) < r.crown_fringe_delta
 
 
 def _hair_coloured(lab: np.ndarray, r: CoveringRules) -> bool:
