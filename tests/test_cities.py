@@ -21,7 +21,6 @@ from kiosk.receipt.layouts import LayoutError, load_layouts, parse_layouts, use_
 from kiosk.receipt.numbers import NumberError, verify
 from kiosk.store import Store
 from tests.test_receipt_support import jpeg
-from tests.test_ui_browser import browser  # noqa: F401 - the fixture: the same headless Chromium
 
 HAINAN = Path(__file__).parent / "fixtures" / "provinces" / "hainan.toml"
 
@@ -223,7 +222,7 @@ def test_the_session_takes_the_city_as_typed_and_keeps_its_id(typed):
 
 
 @pytest.mark.browser
-def test_the_city_picker_lists_21_cities_home_first_then_by_region(tmp_path, browser):  # noqa: F811
+def test_the_city_picker_lists_21_cities_home_first_then_by_region(tmp_path, browser):
     """Headless Chromium on the real UI: the home city on top, the others in 珠三角/粤东/粤西/粤北."""
     import threading
     import time

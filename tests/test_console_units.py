@@ -171,12 +171,8 @@ def test_config_set_validates_and_writes_the_technicians_file_atomically(tmp_pat
     assert left == [".config.lock", "kiosk.toml"]  # no temp files left
 
 
-def test_config_set_keeps_the_comments_and_layout_of_the_file(tmp_path):
-    path = tmp_path / "kiosk.toml"
-    path.write_text("")
-    local = tmp_path / "local" / "kiosk.toml"
-    local.parent.mkdir()
-    local.write_text(
+def test_config_set_keeps_the_comments_and_layout_of_the_file(config_files):
+    path, local = config_files(
         "# changed on site, ticket 4711\n[session]\ncountdown_s = 4.0  # the elderly need longer\n\n"
         "[receipt]\npaper_mm = 80\n"
     )

@@ -257,7 +257,7 @@ def test_demo_returning_cli_json_unreadable_and_other_region(tmp_path: Path) -> 
 
 
 @pytest.mark.browser
-def test_returning_screens_in_chromium_zh_and_en(tmp_path: Path) -> None:
+def test_returning_screens_in_chromium_zh_and_en(tmp_path: Path, browser) -> None:
     """Idle offers the scan; the slip held up is read; the review shows state, document, city, dates
     and the reason in zh, then en -- no photo anywhere; the free retake leads to the camera, the
     review and the hand-over, and the platform holds the new photo as the number's second attempt."""
@@ -284,9 +284,8 @@ def test_returning_screens_in_chromium_zh_and_en(tmp_path: Path) -> None:
         svc.station.citizen.slip = png.read_bytes()
         thread = threading.Thread(target=svc.run, daemon=True)
         thread.start()
-        driver = _chromium(tmp_path)
+        b = browser
         try:
-            b = driver
             b.get(svc.ui.url)
             wait_for(b, lambda d: text(d, "#scan-start") == "已有回执？扫码查询", what="the scan offer in zh")
             assert b.find_element(By.ID, "scan-start").size["height"] >= 96
@@ -327,22 +326,6 @@ def test_returning_screens_in_chromium_zh_and_en(tmp_path: Path) -> None:
             wait_for(b, lambda d: state(d) == "idle", what="back to idle")
             assert svc.session.retake_of is None  # forgotten with the citizen
         finally:
-            driver.quit()
             svc.stop()
             thread.join(10)
             svc.close()
-
-
-def _chromium(tmp_path: Path):  # noqa: ANN202 - a selenium driver
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service as DriverService
-
-    from tests.test_ui_browser import CHROMIUM, DRIVER
-
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    flags = ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage")
-    for flag in (*flags, f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1280,1100"):
-        opts.add_argument(flag)
-    return webdriver.Chrome(service=DriverService(DRIVER), options=opts)

@@ -3,61 +3,21 @@ chromium-driver): what the citizen sees at each step, and that the touches drive
 
 from __future__ import annotations
 
-import shutil
-import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from kiosk.config import load_config
-from kiosk.service import Service
+from tests.conftest import CHROMEDRIVER, CHROMIUM
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-
 
 @pytest.fixture
-def service(tmp_path):
-    cfg = load_config(None, tmp_path / "state")
-    cfg = replace(cfg, session=replace(cfg.session, steady_s=0.5, countdown_s=1.0, done_s=2.0, ui_port=0))
-    svc = Service(cfg, sim=True).start()
-    thread = threading.Thread(target=svc.run, daemon=True)
-    thread.start()
-    yield svc
-    svc.stop()
-    thread.join(10)
-    svc.close()
-
-
-@pytest.fixture
-def browser(tmp_path):
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-        "--window-size=1280,1100",
-    ):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=DriverService(DRIVER), options=opts)
-    yield driver
-    driver.quit()
+def service(start_service):
+    return start_service(steady_s=0.5, countdown_s=1.0, done_s=2.0)
 
 
 def wait_for(driver, condition, timeout=30.0, what=""):
@@ -186,4 +146,4 @@ def test_a_whole_session_through_the_touchscreen(service, browser, tmp_path):
 
 def test_chromium_and_its_driver_are_installed():
     """CI must install them (apt: chromium chromium-driver): a missing browser is a failure, not a skip."""
-    assert Path(CHROMIUM).exists() and Path(DRIVER).exists()
+    assert Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()

@@ -19,16 +19,13 @@ from pathlib import Path
 
 import pytest
 from axe_selenium_python import Axe
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
 from kiosk.capture.session import State
 from kiosk.config import load_config
 from kiosk.service import Service
-from tests.test_ui_browser import CHROMIUM, DRIVER, image_size, state, text, wait_for
+from tests.test_ui_browser import image_size, state, text, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -83,31 +80,6 @@ def shots(tmp_path_factory):
     path = Path(out) if out else tmp_path_factory.mktemp("screens")
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def driver_at(width: int, height: int, profile: Path) -> webdriver.Chrome:
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        f"--user-data-dir={profile}",
-        f"--window-size={width},{height}",
-    ):
-        opts.add_argument(flag)
-    d = webdriver.Chrome(service=DriverService(DRIVER), options=opts)
-    d.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride",
-        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
-    )
-    return d
 
 
 CONTROLS = """
@@ -184,97 +156,97 @@ def wait_review(svc, d) -> None:
 
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def test_every_screen_fits_the_display_with_big_targets_and_no_serious_axe_violations(
-    service, shots, size, tmp_path
+    service, shots, size, chromium
 ):
     svc = service
-    d = driver_at(*size, tmp_path / "chromium")
-    try:
-        d.get(svc.ui.url)
-        to_idle(svc, d)
-        wait_for(d, lambda x: text(x, "#start") == "开始拍照", what="the idle screen")
-        check_screen(d, "idle", size, shots, expect=4)
+    d = chromium(*size, exact=True)
+    d.get(svc.ui.url)
+    to_idle(svc, d)
+    wait_for(d, lambda x: text(x, "#start") == "开始拍照", what="the idle screen")
+    check_screen(d, "idle", size, shots, expect=4)
 
-        click(d, "#start")
-        docs = (By.CSS_SELECTOR, "button.doc")
-        wait_for(d, lambda x: state(x) == "choose" and x.find_elements(*docs), what="choose")
-        # the home city is chosen for every citizen; the licence is not issued everywhere
-        city = svc.session.home_city()
-        assert d.execute_script(CITY) == city
-        svc.session.post("select", "api", city="shaoguan")
-        wait_for(
-            d,
-            lambda x: not x.find_element(By.CSS_SELECTOR, LICENCE).is_enabled(),
-            what="the licence disabled in Shaoguan",
-        )
-        assert "韶关" in text(d, LICENCE + " .why")
-        check_screen(d, "choose", size, shots, expect=7)
-        svc.session.post("select", "api", city=city)
-        wait_for(d, lambda x: x.execute_script(CITY) == city, what="the home city again")
+    click(d, "#start")
+    docs = (By.CSS_SELECTOR, "button.doc")
+    wait_for(d, lambda x: state(x) == "choose" and x.find_elements(*docs), what="choose")
+    # the home city is chosen for every citizen; the licence is not issued everywhere
+    city = svc.session.home_city()
+    assert d.execute_script(CITY) == city
+    svc.session.post("select", "api", city="shaoguan")
+    wait_for(
+        d,
+        lambda x: not x.find_element(By.CSS_SELECTOR, LICENCE).is_enabled(),
+        what="the licence disabled in Shaoguan",
+    )
+    assert "韶关" in text(d, LICENCE + " .why")
+    check_screen(d, "choose", size, shots, expect=7)
+    svc.session.post("select", "api", city=city)
+    wait_for(d, lambda x: x.execute_script(CITY) == city, what="the home city again")
 
-        click(d, "#next")
-        wait_for(d, lambda x: state(x) == "consent", what="consent")
-        summary = text(d, "#summary")
-        assert "居民身份证" in summary and svc.session.city and summary.endswith("市"), summary
-        check_screen(d, "consent", size, shots, expect=5)
-        click(d, "#back")  # Back from consent keeps the choice
-        wait_for(d, lambda x: state(x) == "choose", what="back to choose")
-        click(d, "#next")
-        wait_for(d, lambda x: state(x) == "consent", what="consent again")
-        click(d, "#consent")
-        wait_for(d, lambda x: state(x) == "requirements", what="requirements")
-        assert len(d.find_elements(By.CSS_SELECTOR, "#requirements li svg")) >= 10  # drawn do/don't pictures
-        check_screen(d, "requirements", size, shots, expect=5)
-        click(d, "#ready")
-        wait_for(d, lambda x: state(x) == "guidance" and text(x, "#prompt"), what="a prompt")
-        check_screen(d, "guidance", size, shots, expect=3)
-        preview = d.find_element(By.ID, "preview").rect
-        assert preview["height"] >= 0.4 * size[1] or preview["width"] >= 0.9 * size[0], preview
+    click(d, "#next")
+    wait_for(d, lambda x: state(x) == "consent", what="consent")
+    summary = text(d, "#summary")
+    assert "居民身份证" in summary and svc.session.city and summary.endswith("市"), summary
+    check_screen(d, "consent", size, shots, expect=5)
+    click(d, "#back")  # Back from consent keeps the choice
+    wait_for(d, lambda x: state(x) == "choose", what="back to choose")
+    click(d, "#next")
+    wait_for(d, lambda x: state(x) == "consent", what="consent again")
+    click(d, "#consent")
+    wait_for(d, lambda x: state(x) == "requirements", what="requirements")
+    assert len(d.find_elements(By.CSS_SELECTOR, "#requirements li svg")) >= 10  # drawn do/don't pictures
+    check_screen(d, "requirements", size, shots, expect=5)
+    click(d, "#ready")
+    wait_for(d, lambda x: state(x) == "guidance" and text(x, "#prompt"), what="a prompt")
+    check_screen(d, "guidance", size, shots, expect=3)
+    preview = d.find_element(By.ID, "preview").rect
+    assert preview["height"] >= 0.4 * size[1] or preview["width"] >= 0.9 * size[0], preview
 
-        svc.jump.offset += TIMEOUT_S - WARN_S + 1  # the live phase is about to time out
-        wait_for(d, lambda x: x.find_element(By.ID, "warning").is_displayed(), what="the warning")
-        secs = int(text(d, "#warning-seconds"))
-        assert 0 < secs <= WARN_S
-        assert text(d, "#warning-title") == "还需要更多时间吗？"
-        check_screen(d, "warning", size, shots, expect=3)
-        click(d, "#more-time")
-        wait_for(d, lambda x: not x.find_element(By.ID, "warning").is_displayed(), what="more time")
-        assert svc.session.state in (State.GUIDANCE, State.COUNTDOWN)
+    svc.jump.offset += TIMEOUT_S - WARN_S + 1  # the live phase is about to time out
+    wait_for(d, lambda x: x.find_element(By.ID, "warning").is_displayed(), what="the warning")
+    secs = int(text(d, "#warning-seconds"))
+    assert 0 < secs <= WARN_S
+    assert text(d, "#warning-title") == "还需要更多时间吗？"
+    check_screen(d, "warning", size, shots, expect=3)
+    click(d, "#more-time")
+    wait_for(d, lambda x: not x.find_element(By.ID, "warning").is_displayed(), what="more time")
+    assert svc.session.state in (State.GUIDANCE, State.COUNTDOWN)
 
-        wait_for(d, lambda x: state(x) == "countdown", timeout=60, what="the countdown")
-        check_screen(d, "countdown", size, shots, expect=2)
+    wait_for(d, lambda x: state(x) == "countdown", timeout=60, what="the countdown")
+    check_screen(d, "countdown", size, shots, expect=2)
+    wait_review(svc, d)
+    check_screen(d, "review", size, shots, expect=5)
+    retake = d.find_element(By.ID, "retake")
+    if size == (1280, 800):
+        # the double tap: two taps 150 ms apart on Retake; the second must not cancel the session
+        left = svc.session.cfg.max_retakes - svc.session.retakes
+        time.sleep(0.5)
+        ActionChains(d).move_to_element(retake).click().pause(0.15).click().perform()
+        time.sleep(1.0)
+        assert svc.session.state in (State.GUIDANCE, State.COUNTDOWN, State.CAPTURE), svc.session.state
+        assert svc.session.cfg.max_retakes - svc.session.retakes == left - 1  # one retake, not two
         wait_review(svc, d)
-        check_screen(d, "review", size, shots, expect=5)
-        retake = d.find_element(By.ID, "retake")
-        if size == (1280, 800):
-            # the double tap: two taps 150 ms apart on Retake; the second must not cancel the session
-            left = svc.session.cfg.max_retakes - svc.session.retakes
-            time.sleep(0.5)
-            ActionChains(d).move_to_element(retake).click().pause(0.15).click().perform()
-            time.sleep(1.0)
-            assert svc.session.state in (State.GUIDANCE, State.COUNTDOWN, State.CAPTURE), svc.session.state
-            assert svc.session.cfg.max_retakes - svc.session.retakes == left - 1  # one retake, not two
-            wait_review(svc, d)
-        click(d, "#accept")
-        wait_for(d, lambda x: state(x) == "done" and text(x, "#done-detail"), timeout=30, what="the number")
-        number = text(d, "#done-detail")
-        assert re.fullmatch(r"\d{4} \d{4} \d{4} \d{4} \d{4} \d[\dX]", number), number
-        check_screen(d, "done", size, shots, expect=3)
-        click(d, "#finish")
-        wait_for(d, lambda x: state(x) == "idle", what="idle after finish")
+    click(d, "#accept")
+    wait_for(d, lambda x: state(x) == "done" and text(x, "#done-detail"), timeout=30, what="the number")
+    number = text(d, "#done-detail")
+    assert re.fullmatch(r"\d{4} \d{4} \d{4} \d{4} \d{4} \d[\dX]", number), number
+    check_screen(d, "done", size, shots, expect=3)
+    click(d, "#finish")
+    wait_for(d, lambda x: state(x) == "idle", what="idle after finish")
 
-        to_guidance(svc, d)
-        svc.session.camera.failure = "unplugged in the test"
-        wait_for(d, lambda x: state(x) == "failsafe", what="the failsafe screen")
-        check_screen(d, "failsafe", size, shots, expect=2)
-        svc.jump.offset += TIMEOUT_S + 1
-        wait_for(d, lambda x: state(x) == "idle", what="idle after the failsafe")
+    to_guidance(svc, d)
+    svc.session.camera.failure = "unplugged in the test"
+    wait_for(d, lambda x: state(x) == "failsafe", what="the failsafe screen")
+    check_screen(d, "failsafe", size, shots, expect=2)
+    svc.jump.offset += TIMEOUT_S + 1
+    wait_for(d, lambda x: state(x) == "idle", what="idle after the failsafe")
 
-        click(d, "#start")
-        wait_for(d, lambda x: state(x) == "choose", what="choose")
-        svc.jump.offset += TIMEOUT_S + 1  # nobody touches the screen: the session ends
-        wait_for(d, lambda x: state(x) == "idle" and x.find_element(By.ID, "ended-message").is_displayed(),
-                 what="idle saying why")
-        assert "超时" in text(d, "#ended-message") or "无操作" in text(d, "#ended-message")
-        check_screen(d, "idle-after-timeout", size, shots, expect=4)
-    finally:
-        d.quit()
+    click(d, "#start")
+    wait_for(d, lambda x: state(x) == "choose", what="choose")
+    svc.jump.offset += TIMEOUT_S + 1  # nobody touches the screen: the session ends
+    wait_for(
+        d,
+        lambda x: state(x) == "idle" and x.find_element(By.ID, "ended-message").is_displayed(),
+        what="idle saying why",
+    )
+    assert "超时" in text(d, "#ended-message") or "无操作" in text(d, "#ended-message")
+    check_screen(d, "idle-after-timeout", size, shots, expect=4)

@@ -16,8 +16,7 @@ import time
 import pytest
 
 from kiosk.config import load_config, remember_started
-from kiosk.maintenance import MaintenanceContext, register_console_handlers
-from kiosk.service_api import ApiError, ServiceApi, call, socket_path
+from kiosk.service_api import ApiError, call, socket_path
 
 BAD = [
     ("session.ui_host", "bad host name", "session.ui_host: the UI listens on loopback only"),
@@ -29,15 +28,8 @@ BAD = [
 
 
 @pytest.fixture
-def served(tmp_path):
-    base = tmp_path / "kiosk.toml"
-    base.write_text('[receipt]\nprinter = "serial"\nprinter_target = "/dev/ttyUSB0:19200"\n')
-    cfg = load_config(base, tmp_path / "state")
-    api = ServiceApi()
-    register_console_handlers(api, MaintenanceContext(config=cfg))
-    api.serve(socket_path(cfg.state_dir))
-    yield base, cfg.state_dir
-    api.close()
+def served(console_api):
+    return console_api('[receipt]\nprinter = "serial"\nprinter_target = "/dev/ttyUSB0:19200"\n')
 
 
 @pytest.mark.parametrize(("key", "value", "message"), BAD)
@@ -53,12 +45,8 @@ def test_config_set_refuses_what_would_not_start(served, key, value, message):
     assert not cfg.source.fallback and cfg.session.countdown_s == 4.0
 
 
-def test_a_technicians_file_that_cannot_start_falls_back_to_the_last_that_did(tmp_path):
-    base = tmp_path / "kiosk.toml"
-    base.write_text("")
-    local = tmp_path / "local" / "kiosk.toml"
-    local.parent.mkdir()
-    local.write_text("# on site\n[session]\ncountdown_s = 4.0\n")
+def test_a_technicians_file_that_cannot_start_falls_back_to_the_last_that_did(tmp_path, config_files):
+    base, local = config_files("# on site\n[session]\ncountdown_s = 4.0\n")
     started = load_config(base, tmp_path / "state")
     assert not started.source.fallback
     remember_started(started)  # what the service does once READY
@@ -75,13 +63,10 @@ def test_a_technicians_file_that_cannot_start_falls_back_to_the_last_that_did(tm
 
 
 @pytest.mark.slow
-def test_kiosk_run_starts_on_the_last_good_configuration_and_says_so(tmp_path):
+def test_kiosk_run_starts_on_the_last_good_configuration_and_says_so(tmp_path, config_files):
     """The real service, twice: once on a good file (it keeps it), then on a file that cannot start."""
-    base, state = tmp_path / "kiosk.toml", tmp_path / "state"
-    base.write_text("")
-    local = tmp_path / "local" / "kiosk.toml"
-    local.parent.mkdir()
-    local.write_text("[session]\ncountdown_s = 4.0\n")
+    base, local = config_files("[session]\ncountdown_s = 4.0\n")
+    state = tmp_path / "state"
     env = {**os.environ, "KIOSK_CONFIG": str(base), "KIOSK_STATE_DIR": str(state)}
     env.pop("NOTIFY_SOCKET", None)
 

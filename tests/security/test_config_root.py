@@ -14,8 +14,7 @@ import pytest
 from kiosk.config import ConfigError, load_config
 from kiosk.fleet.manage import make_updater
 from kiosk.fleet.service import CommandControl, SystemdControl
-from kiosk.maintenance import MaintenanceContext, register_console_handlers
-from kiosk.service_api import ApiError, ServiceApi, call, socket_path
+from kiosk.service_api import ApiError, call, socket_path
 from tests.test_systemd_units import ALL_UNITS, UNITS, _tool, _verify, fake_root  # noqa: F401
 
 ATTACKS = [
@@ -29,18 +28,8 @@ ATTACKS = [
 
 
 @pytest.fixture
-def served(tmp_path):
-    """A service API with the console handlers, on a base file as provisioning writes it."""
-    etc = tmp_path / "etc" / "kiosk"
-    etc.mkdir(parents=True)
-    base = etc / "kiosk.toml"
-    base.write_text('[fleet]\nroot = "/opt/kiosk"\n')
-    cfg = load_config(base, tmp_path / "state")
-    api = ServiceApi()
-    register_console_handlers(api, MaintenanceContext(config=cfg))
-    api.serve(socket_path(cfg.state_dir))
-    yield base, cfg.state_dir
-    api.close()
+def served(tmp_path, console_api):
+    return console_api('[fleet]\nroot = "/opt/kiosk"\n', at=tmp_path / "etc" / "kiosk" / "kiosk.toml")
 
 
 @pytest.mark.parametrize(("key", "value"), ATTACKS)
@@ -71,13 +60,9 @@ def test_the_console_cannot_point_a_file_printer_at_any_file(tmp_path):
     assert load_config(base).receipt.printer_target == "/dev/usb/lp1"
 
 
-def test_root_keys_written_into_the_technicians_file_are_never_used(tmp_path):
+def test_root_keys_written_into_the_technicians_file_are_never_used(tmp_path, config_files):
     """The service user can write local/kiosk.toml directly (a compromised service): root ignores it."""
-    base = tmp_path / "kiosk.toml"
-    base.write_text("")
-    local = tmp_path / "local" / "kiosk.toml"
-    local.parent.mkdir()
-    local.write_text(
+    base, _ = config_files(
         '[fleet]\nrestart_command = "sh -c id"\nunit = "reboot.target"\n[session]\ncountdown_s = 4.0\n'
     )
     cfg = load_config(base, tmp_path / "state")

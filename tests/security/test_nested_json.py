@@ -76,23 +76,13 @@ def test_a_deeply_nested_request_gets_an_error_reply_and_the_socket_keeps_servin
         ("session.countdown_s", "4\x07"),
     ],
 )
-def test_control_characters_in_config_set_are_a_one_line_refusal(tmp_path, key, value):
+def test_control_characters_in_config_set_are_a_one_line_refusal(console_api, key, value):
     """The same item's second half: `config set` with control characters answered "internal error"."""
-    from kiosk.config import load_config
-    from kiosk.maintenance import MaintenanceContext, register_console_handlers
     from kiosk.service_api import ApiError, socket_path
 
-    base = tmp_path / "kiosk.toml"
-    base.write_text("")
-    cfg = load_config(base, tmp_path / "state")
-    server = ServiceApi()
-    register_console_handlers(server, MaintenanceContext(config=cfg))
-    server.serve(socket_path(cfg.state_dir))
-    try:
-        with pytest.raises(ApiError) as err:
-            call(socket_path(cfg.state_dir), "console.config_set", key=key, value=value)
-        message = str(err.value)
-        assert message.startswith(key) and "internal error" not in message and "\n" not in message
-        assert call(socket_path(cfg.state_dir), "console.config_get", key="session.countdown_s") is not None
-    finally:
-        server.close()
+    _, state = console_api("")
+    with pytest.raises(ApiError) as err:
+        call(socket_path(state), "console.config_set", key=key, value=value)
+    message = str(err.value)
+    assert message.startswith(key) and "internal error" not in message and "\n" not in message
+    assert call(socket_path(state), "console.config_get", key="session.countdown_s") is not None
