@@ -25,7 +25,6 @@ import cv2
 import numpy as np
 
 from kiosk.errors import KioskError
-from kiosk.vision.accessories import EYES_AT, IED, _crop, _level
 
 DATA = Path(__file__).parent / "data" / "glasses.toml"
 SCHEMA_VERSION = 1
@@ -38,6 +37,7 @@ class GlassesDataError(KioskError):
 @dataclass(frozen=True)
 class GlassesRules:
     min_ied_px: float
+    crop_ied: float
     bridge_rows: tuple[float, float]
     bridge_half_width: float
     rim_rows: tuple[float, float]
@@ -109,13 +109,39 @@ class Glasses:
         }
 
 
-def _rows(span: tuple[float, float]) -> slice:
-    return slice(int(round(EYES_AT[1] + span[0] * IED)), int(round(EYES_AT[1] + span[1] * IED)))
+MARGIN = 0.1  # IED of crop around the regions read
 
 
-def _cols(centre: float, half: float) -> slice:
-    x = EYES_AT[0] + centre * IED
-    return slice(int(round(x - half * IED)), int(round(x + half * IED)))
+def _frame(r: GlassesRules) -> tuple[int, int, float, float]:
+    """Crop width, height and where the eye midpoint lies in it: every region read, with a margin."""
+    spans = [r.bridge_rows, r.rim_rows, r.skin_rows, r.edge_rows]
+    top = max(-min(a for a, _ in spans), 0.0) + MARGIN
+    bottom = max(b for _, b in spans) + MARGIN
+    half = (
+        max(r.rim_centres + r.rim_half_width, r.skin_half_width, r.edge_half_width, r.bridge_half_width)
+        + MARGIN
+    )
+    i = r.crop_ied
+    return int(round(2 * half * i)), int(round((top + bottom) * i)), half * i, top * i
+
+
+def _levelled(rgb: np.ndarray, eyes: np.ndarray, r: GlassesRules) -> tuple[np.ndarray, float, float]:
+    """The eyes level, crop_ied apart; returns the crop and the eye midpoint's place in it."""
+    w, h, x, y = _frame(r)
+    d = eyes[1] - eyes[0]
+    s = r.crop_ied / max(float(np.hypot(*d)), 1e-6)
+    a = -np.arctan2(d[1], d[0])
+    rot = s * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    m = np.hstack([rot, (np.array([x, y]) - rot @ ((eyes[0] + eyes[1]) / 2))[:, None]])
+    if s < 0.5:  # shrink first (area), so the warp does not alias a large image
+        ih, iw = rgb.shape[:2]
+        small = cv2.resize(
+            rgb, (max(1, round(iw * s * 2)), max(1, round(ih * s * 2))), interpolation=cv2.INTER_AREA
+        )
+        m = m @ np.array([[iw / small.shape[1], 0, 0], [0, ih / small.shape[0], 0], [0, 0, 1]])
+        rgb = small
+    crop = cv2.warpAffine(rgb, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return crop, x, y
 
 
 def detect_glasses(rgb: np.ndarray, eye_centers: np.ndarray) -> Glasses | None:
@@ -128,26 +154,34 @@ def detect_glasses(rgb: np.ndarray, eye_centers: np.ndarray) -> Glasses | None:
     eyes = np.asarray(eye_centers, np.float64)
     if not np.all(np.isfinite(eyes)) or float(np.hypot(*(eyes[1] - eyes[0]))) < r.min_ied_px:
         return None
-    crop = _crop(rgb, _level(eyes[0], eyes[1]))
+    crop, x0, y0 = _levelled(rgb, eyes, r)
+    i = r.crop_ied
+
+    def rows(span: tuple[float, float]) -> slice:
+        return slice(int(round(y0 + span[0] * i)), int(round(y0 + span[1] * i)))
+
+    def cols(centre: float, half: float) -> slice:
+        return slice(int(round(x0 + (centre - half) * i)), int(round(x0 + (centre + half) * i)))
+
     gray = cv2.GaussianBlur(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), (3, 3), 0)
     g = gray.astype(np.float32)
     gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
     gy = np.abs(cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3))
     mag = np.hypot(gx, gy)
-    skin = mag[_rows(r.skin_rows), _cols(0.0, r.skin_half_width)]
+    skin = mag[rows(r.skin_rows), cols(0.0, r.skin_half_width)]
     ref = max(float(np.median(skin)) if skin.size else 0.0, r.skin_floor)
-    region = mag[_rows(r.edge_rows), _cols(0.0, r.edge_half_width)]
+    region = mag[rows(r.edge_rows), cols(0.0, r.edge_half_width)]
     hi = float(np.percentile(region, r.edge_percentile)) if region.size else 0.0
     edges = cv2.Canny(gray, 0.5 * hi, hi) > 0 if hi > 0 else np.zeros_like(gray, bool)
 
-    bridge = gy[_rows(r.bridge_rows), _cols(0.0, r.bridge_half_width)]
+    bridge = gy[rows(r.bridge_rows), cols(0.0, r.bridge_half_width)]
     bridge_v = float(bridge.mean(axis=1).max()) / ref if bridge.size else 0.0
-    rims, cols = [], []
+    rims, crossed = [], []
     for side in (-r.rim_centres, r.rim_centres):
-        band = gy[_rows(r.rim_rows), _cols(side, r.rim_half_width)]
+        band = gy[rows(r.rim_rows), cols(side, r.rim_half_width)]
         rims.append(float(band.mean(axis=1).max()) / ref if band.size else 0.0)
-        e = edges[_rows(r.rim_rows), _cols(side, r.rim_half_width)]
-        cols.append(float(e.any(axis=0).mean()) if e.size else 0.0)
-    rim_v, cols_v = min(rims), min(cols)
+        e = edges[rows(r.rim_rows), cols(side, r.rim_half_width)]
+        crossed.append(float(e.any(axis=0).mean()) if e.size else 0.0)
+    rim_v, cols_v = min(rims), min(crossed)
     worn = bridge_v >= r.bridge_min and rim_v >= r.rim_min and cols_v >= r.rim_columns_min
     return Glasses(bool(worn), bridge_v, rim_v, cols_v)
