@@ -1,6 +1,7 @@
 """The house rules of /work/shared/architecture.json, checked on the code: the import graph of
 `kiosk` (every import statement, inside functions too) has no cycle, only kiosk.station imports
-the simulator, and no "never" pair of rooms imports the other.
+the simulator, and no "never" pair of rooms imports the other. Every module is in a room, and the
+base rooms (core, words, bundled files, the service socket) import only each other.
 
 Imports under ``if TYPE_CHECKING:`` never run, but they count like the others, for cycles and for
 the rooms: knowing a type is knowing it, and a type-only cycle is two modules that cannot be read
@@ -31,9 +32,28 @@ ROOMS: dict[str, tuple[str, ...]] = {
     "Fleet": ("kiosk.fleet",),
     "Face": ("kiosk.cli",),  # kiosk/cli.py, or the kiosk/cli/ package
     "Sim": ("kiosk.sim",),
-    "Station": ("kiosk.service", "kiosk.station"),
+    "Station": ("kiosk.service", "kiosk.station", "kiosk.demo", "kiosk.memory"),
     "Monitor": ("kiosk.monitor",),
+    # not (yet) in architecture.json, which is read-only here; proposed there with these pairs:
+    "Maintenance": ("kiosk.maintenance",),  # the service side of the console: console.* handlers
+    "Voice": ("kiosk.voice",),  # spoken prompts: espeak-ng, cache, aplay
+    "Text": ("kiosk.text",),  # the bilingual catalogue of every word
+    "Assets": ("kiosk.fonts", "kiosk.samples"),  # the bundled CJK font and sample photo
+    "Api": ("kiosk.service_api",),  # the service socket: the service serves it, clients call it
+    "Core": (  # what every room may build on
+        "kiosk.errors",
+        "kiosk.config",
+        "kiosk.config_edit",
+        "kiosk.durable",
+        "kiosk.clock",
+        "kiosk.jsonlimits",
+        "kiosk.bounded_server",
+    ),
 }
+
+# rooms below all others: they import only each other (the words, the files, the socket, the core)
+BASE = ("Core", "Text", "Assets", "Api")
+UNROOMED = {"kiosk"}  # the package itself: its version, nothing else
 
 # architecture.json "never": (importer, imported, why)
 NEVER: list[tuple[str, str, str]] = [
@@ -53,6 +73,15 @@ NEVER: list[tuple[str, str, str]] = [
     ("Monitor", "Store", "monitoring never reads citizens' records"),
     ("Hw", "Sim", "drivers do not know the simulator"),
     ("Sim", "Face", "the simulator never imports the command line"),
+    # proposed for architecture.json with the rooms above
+    ("Console", "Maintenance", "the console reaches the service only through its API"),
+    ("Maintenance", "Console", "the service never imports its serial client"),
+    ("Maintenance", "Photo", "no photo reaches the console"),
+    ("Maintenance", "Sim", "the handlers do not know the parts are simulated"),
+    ("Voice", "Capture", "voice hears the session through the state it publishes"),
+    ("Capture", "Voice", "the session does not speak: the station gives the voice its state"),
+    ("Voice", "Vision", "voice knows no faces"),
+    ("Voice", "Sim", "voice does not know it is simulated"),
 ]
 
 SIM_IMPORTERS = {"kiosk.station"}  # the one place outside kiosk.sim that chooses simulated parts
@@ -220,6 +249,25 @@ def test_the_console_is_what_its_commands_need():
     assert {"call", "say", "ask"} <= members
     console = Console(ConsoleConfig(), client=None, state_dir=None)
     assert sorted(n for n in members if not hasattr(console, n)) == []
+
+
+def test_every_module_is_in_a_room(graph):
+    """A new package or top-level module needs a room (and its pairs) before the rules see it."""
+    assert sorted(m for m in graph if m not in UNROOMED and _room(m) is None) == []
+    for room, prefixes in ROOMS.items():
+        assert any(_room(m) == room for m in graph), f"room {room} ({prefixes}) holds no module"
+
+
+@pytest.mark.parametrize("room", BASE)
+def test_the_base_rooms_import_only_each_other(graph, room):
+    bad = sorted(
+        f"{m} -> {d}"
+        for m, deps in graph.items()
+        if _room(m) == room
+        for d in deps
+        if d not in UNROOMED and _room(d) not in BASE
+    )
+    assert bad == [], f"{room} is below the other rooms: {bad}"
 
 
 def test_only_the_station_imports_the_simulator(graph):
