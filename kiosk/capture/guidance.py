@@ -35,9 +35,12 @@ def measure_frame(
     light: LightMeasure | None,
     target_eye_y: float,
     covered: bool | None = None,
+    glasses: bool | None = None,
+    glare: float | None = None,
 ) -> FrameMeasures:
     """Measures of the tracked face; ``faces`` is the detector's count (several people in view),
-    ``covered`` whether a hat covers the forehead (None: not measured this frame)."""
+    ``covered`` whether a hat covers the forehead, ``glasses`` whether glasses are seen and
+    ``glare`` their lenses' glare (only given with glasses; None: not measured)."""
     w, h = size
     m = FrameMeasures(
         faces=faces if face is None else max(faces, 1), width=w, height=h, face=face, light=light
@@ -61,6 +64,10 @@ def measure_frame(
         m.values.update(balance=light.balance, exposure=light.mean)
     if covered is not None:
         m.values["covered"] = 1.0 if covered else 0.0
+    if glasses is not None:  # the stuck hint of open_eyes names glasses only when seen (hints.toml)
+        m.values["glasses"] = 1.0 if glasses else -1.0
+    if glasses and glare is not None:
+        m.values["glare"] = glare
     return m
 
 

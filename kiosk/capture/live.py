@@ -10,8 +10,9 @@ import numpy as np
 from kiosk.capture.guidance import Guidance, Guide, measure_frame
 from kiosk.capture.lighting import LightingLoop, measure_light
 from kiosk.capture.rules import Rules
-from kiosk.photo.measures import sharpness_at_scale
+from kiosk.photo.measures import align_face, glasses_glare, sharpness_at_scale
 from kiosk.vision.accessories import head_covering
+from kiosk.vision.glasses import detect_glasses
 
 
 class LiveLoop:
@@ -31,6 +32,8 @@ class LiveLoop:
         self.faces = 0
         self.covered: bool | None = None
         self.sharp: float | None = None
+        self.glasses: bool | None = None
+        self.glare: float | None = None  # lens glare, measured only on a face wearing glasses
         self.last: Guidance | None = None
 
     def start(self, thresholds: dict[str, Any]) -> None:
@@ -38,7 +41,7 @@ class LiveLoop:
         self.guide = Guide(self.rules)
         self.analyzer.reset()
         self.n = 0
-        self.covered = self.sharp = None
+        self.covered = self.sharp = self.glasses = self.glare = None
         self.last = None
         self._set(self.lighting.reset())
 
@@ -61,16 +64,28 @@ class LiveLoop:
         light = measure_light(rgb, face) if face is not None else None
         self._set(self.lighting.update(light))
         if face is None:
-            self.covered = self.sharp = None
+            self.covered = self.sharp = self.glasses = self.glare = None
         elif (self.n - 1) % self.LOOK_EVERY == 0 or self.sharp is None:
             hc = head_covering(rgb, face.landmarks, face.eye_centers)
             self.covered = hc.covered if hc is not None else None
             # the photo check's own measures, so guidance is never laxer than the final check
             self.sharp = sharpness_at_scale(rgb, face.landmarks, face.eye_centers)
+            self._look_at_glasses(rgb, face)
         covered, sharp = self.covered, self.sharp
         size = (rgb.shape[1], rgb.shape[0])
-        m = measure_frame(self.faces, face, size, light, self.rules.target_eye_y, covered)
+        m = measure_frame(
+            self.faces, face, size, light, self.rules.target_eye_y, covered, self.glasses, self.glare
+        )
         if sharp is not None:
             m.values["sharpness"] = sharp
         self.last = self.guide.update(m, t)
         return self.last
+
+    def _look_at_glasses(self, rgb: np.ndarray, face: Any) -> None:
+        """Glasses, and then the photo check's glare measure on their lenses: guidance asks to tilt
+        them only where the check would, and says nothing of glasses to a face without them."""
+        seen = detect_glasses(rgb, face.eye_centers)
+        self.glasses = None if seen is None else seen.worn
+        self.glare = None
+        if self.glasses:
+            self.glare = glasses_glare(align_face(rgb, face.landmarks, face.eye_centers)).fraction

@@ -29,6 +29,7 @@ MEASURES = (
     "exposure",
     "motion",
     "covered",
+    "glare",
     "sharpness",
 )
 BANDS = ("low", "high", "abs")
