@@ -27,6 +27,9 @@ MEDIAPIPE = json.loads((REAL / "mediapipe_faces.json").read_text("utf-8"))
 SAME_SCORE = 0.0015  # MediaPipe's scores are stored to 3 decimals
 
 
+GREY_PHOTOS = ("bw_hair",)  # black-and-white: head_covering is not measured
+
+
 def _path(name: str) -> Path:
     return REAL / LABELS[name]["category"] / f"{name}.jpg"
 
@@ -164,12 +167,21 @@ def test_a_cap_fails_head_covering_and_bare_heads_pass(covering_checks):
     cap = covering_checks["baseball_cap"]
     assert cap.passed is False and cap.outcome == "fail"
     assert (cap.message_zh, cap.message_en) == ("请摘下帽子", "Please take off your hat or cap")
-    bare = [n for n, e in LABELS.items() if e["covering"] == "none"]
-    assert len(bare) >= 45
+    bare = [n for n, e in LABELS.items() if e["covering"] == "none" and n not in GREY_PHOTOS]
+    assert len(bare) >= 100
     assert all(covering_checks[n].passed for n in bare), [n for n in bare if not covering_checks[n].passed]
-    # fringes over the forehead are hair, not a hat
-    for n in ("closed_eyes", "happiness", "surprise"):
+    # fringes over the forehead are hair, not a hat (auburn curls too: several_faces' largest face)
+    for n in ("closed_eyes", "happiness", "surprise", "several_faces"):
         assert covering_checks[n].passed and covering_checks[n].details["hair"] is True
+
+
+def test_a_fringe_under_a_hat_fails_and_a_grey_photo_is_not_guessed(covering_checks):
+    """A black fringe under a white bucket hat: the crown above the fringe is not hair. In a grey
+    photo a fringe and a hat differ only by colour: not measured, neither passed nor failed."""
+    c = covering_checks["white_hat"]
+    assert c.outcome == "fail" and c.details["hair"] is False
+    for n in GREY_PHOTOS:
+        assert covering_checks[n].outcome == "not_measured"
 
 
 def test_head_coverings_over_the_forehead_are_found_and_a_headscarf_with_the_face_visible_passes(
@@ -177,10 +189,11 @@ def test_head_coverings_over_the_forehead_are_found_and_a_headscarf_with_the_fac
 ):
     hats = [n for n, e in LABELS.items() if e["covering"] == "hat" and n != "beige"]  # beige: no face found
     found = [n for n in hats if not covering_checks[n].passed]
-    # the measure sees what covers the forehead; hats worn high (beanie, top hat), a hood over curls
-    # and a fringe under a bucket hat leave it bare or hair-covered (README: Compliance on real photos)
+    # the measure sees what covers the forehead; hats worn high (two beanies, a top hat, a straw hat),
+    # a peaked cap above the brow, a hood over curls and a balaclava (its knit read as the face's skin)
+    # leave it bare or hair-covered (README: Compliance on real photos)
     assert len(found) / len(hats) >= 0.5
-    assert {"baseball_cap", "peaked_cap", "helmet", "hat", "ushanka"} <= set(found)
+    assert {"baseball_cap", "peaked_cap", "helmet", "hat", "ushanka", "colorful", "white_hat"} <= set(found)
     assert covering_checks["shawl"].passed  # religious covering, whole face visible: every profile
 
 
