@@ -247,5 +247,137 @@ def test_both_ends_of_the_audit_append_a_line_per_entry(tmp_path):
     sink = AuditSink(store=None, state_dir=tmp_path / "service")
     sink.record("console", "command", "a")
     sink.record("console", "command", "b")
-    assert [r["detail"] for r in sink.tail(5)] == ["a", "b"]
+    assert [r["detail"] for r in sink.tail(5).rows] == ["a", "b"]
     assert (tmp_path / "service" / FALLBACK_NAME).stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "service").stat().st_mode & 0o777 == 0o700  # a folder it made is owner-only
+
+
+# --- audit logs after a power cut ------------------------------------------------------------------
+
+
+class _ServiceDown:
+    def call(self, *args, **kwargs):
+        from kiosk.service_api import ServiceDown
+
+        raise ServiceDown("not running")
+
+
+class _ServiceUp:
+    def __init__(self):
+        self.got = []
+
+    def call(self, method, timeout=None, **item):
+        assert method == "console.audit"
+        self.got.append(item)
+        return "recorded"
+
+
+def _torn(line: bytes, cut: str) -> bytes:
+    """``line`` as a power cut leaves it: no newline, cut in the middle or inside the é's two bytes."""
+    at = line.index("é".encode()) + 1 if cut == "mid-character" else len(line) // 2
+    return line[:at]
+
+
+@pytest.mark.parametrize("cut", ["mid-line", "mid-character"])
+def test_console_spool_survives_a_torn_last_line(tmp_path, cut):
+    """A torn last line of the spool loses that entry only: the good ones before it are kept and
+    forwarded, the next entry is not glued to it, and the loss itself reaches the audit."""
+    from kiosk.console.audit import SPOOL_NAME, ConsoleAudit
+
+    down = ConsoleAudit(_ServiceDown(), tmp_path)
+    down.record("command", "status 0", "error: not running")
+    down.record("command", "config set ui.name café", "error: not running")
+    spool = tmp_path / SPOOL_NAME
+    first, second = spool.read_bytes().splitlines(keepends=True)
+    spool.write_bytes(first + _torn(second, cut))
+    down.record("command", "status 2", "error: not running")
+    assert spool.stat().st_mode & 0o777 == 0o600
+
+    up = _ServiceUp()
+    ConsoleAudit(up, tmp_path).record("command", "status 3", "ok")
+    commands = [i["action"] + " " + json.loads(i["detail"])["command"] for i in up.got]
+    assert commands == ["command status 0", "spool ", "command status 2", "command status 3"]
+    assert "1 damaged line" in json.loads(up.got[1]["detail"])["result"]
+    assert not spool.exists()
+
+
+@pytest.mark.parametrize("cut", ["mid-line", "mid-character"])
+def test_fallback_audit_log_survives_a_torn_last_line(tmp_path, config_files, cut):
+    """The service's fallback log with a torn last line: `audit` shows every good entry and says
+    how many lines were damaged; the next entry starts on a fresh line and is read back."""
+    from kiosk.console.audit import detail_of
+    from kiosk.maintenance import MaintenanceContext
+    from kiosk.maintenance.audit import FALLBACK_NAME
+    from kiosk.maintenance.handlers import ConsoleHandlers
+
+    state = tmp_path / "state"
+    base, _ = config_files()
+    handlers = ConsoleHandlers(MaintenanceContext(config=load_config(base, state)))
+    handlers.audit_record({"action": "command", "detail": detail_of("status", "ok")})
+    handlers.audit_record({"action": "command", "detail": detail_of("config set ui.name café", "ok")})
+    log = state / FALLBACK_NAME
+    first, second = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(first + _torn(second, cut))
+
+    def shown() -> list[str]:
+        return [line.split(" console ", 1)[-1] for line in handlers.audit_tail({"n": 10})]
+
+    assert shown()[0] == "command: status -> ok" and "1 damaged line" in shown()[-1]
+    handlers.audit_record({"action": "command", "detail": detail_of("counters", "ok")})
+    assert shown()[:2] == ["command: status -> ok", "command: counters -> ok"]
+    assert len(shown()) == 3 and "1 damaged line" in shown()[-1]
+    assert log.read_bytes().startswith(first + _torn(second, cut) + b"\n{")
+
+
+def test_fallback_audit_lines_that_are_not_entries_count_as_damaged(tmp_path):
+    """JSON that is not an entry (a list, a missing field, a time no clock can show) is damaged,
+    not a failure of the whole `audit` command."""
+    from kiosk.maintenance.audit import FALLBACK_NAME, AuditSink
+
+    sink = AuditSink(store=None, state_dir=tmp_path)
+    sink.record("console", "command", "a")
+    with open(tmp_path / FALLBACK_NAME, "ab") as fh:
+        fh.write(b'[1, 2]\n{"actor": "console", "action": "x", "detail": "y"}\n')
+        fh.write(b'{"at": 1e300, "actor": "console", "action": "x", "detail": "y"}\n\x00\x00\x00\n')
+    sink.record("console", "command", "b")
+    tail = sink.tail(10)
+    assert [r["detail"] for r in tail.rows] == ["a", "b"] and tail.damaged == 4
+    assert [r["detail"] for r in sink.tail(1).rows] == ["b"]
+
+
+def test_console_spool_creates_its_missing_folder_owner_only(tmp_path):
+    """The first entry spooled into a state folder that does not exist yet is kept: the folders are
+    made owner-only (0700), the spool 0600."""
+    from kiosk.console.audit import SPOOL_NAME, ConsoleAudit
+
+    state = tmp_path / "var" / "kiosk"
+    ConsoleAudit(_ServiceDown(), state).record("login", "", "ok")
+    spool = state / SPOOL_NAME
+    assert [json.loads(x)["action"] for x in spool.read_text().splitlines()] == ["login"]
+    assert spool.stat().st_mode & 0o777 == 0o600
+    assert state.stat().st_mode & 0o777 == 0o700 and state.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_console_spool_that_cannot_be_written_is_reported(tmp_path):
+    """No place for the spool (a file where the folder should be): the technician and the log are
+    told that the entry was not kept, instead of silence."""
+    from kiosk.console.shell import Console
+
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the state folder should be")
+    logged = []
+    console = Console(ConsoleConfig(), _ServiceDown(), blocker / "console", log=logged.append)
+    console.audit.record("login", "", "ok")
+    assert len(logged) == 1 and "not kept" in logged[0] and str(blocker) in logged[0]
+
+
+def test_audit_detail_nested_too_deep_is_shown_as_text(tmp_path, config_files):
+    """A detail that is JSON nested past the parser's recursion (any local client may send one) is
+    shown as it is, not a failure of `audit`."""
+    from kiosk.maintenance import MaintenanceContext
+    from kiosk.maintenance.handlers import ConsoleHandlers
+
+    base, _ = config_files()
+    handlers = ConsoleHandlers(MaintenanceContext(config=load_config(base, tmp_path / "state")))
+    handlers.audit_record({"action": "command", "detail": "[" * 1999})
+    assert handlers.audit_tail({"n": 1})[0].endswith("command: " + "[" * 1999)

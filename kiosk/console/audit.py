@@ -3,17 +3,20 @@
 ``ConsoleAudit`` sends each entry to the service (``console.audit``, recorded by
 ``kiosk.maintenance.audit``); while the service does not answer (being restarted, say) entries
 are spooled to a local file and forwarded, oldest first, with the next entry that gets through —
-so nothing a technician did goes unrecorded.
+so nothing a technician did goes unrecorded. The spool's folder is made (0700) when missing; a
+spool that cannot be written is said, not ignored; a spool line torn by a power cut is skipped and
+its loss forwarded as an entry of its own.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kiosk.durable import append_line, write_atomic
+from kiosk.durable import append_line, make_dirs, read_json_lines, write_atomic
 from kiosk.service_api import ApiError
 
 SPOOL_NAME = "console-audit-spool.jsonl"
@@ -32,13 +35,25 @@ def detail_of(command: str, result: str, at: float | None = None) -> str:
 class ConsoleAudit:
     """Console side: one entry per login, logout and command, sent to the service."""
 
-    def __init__(self, client: Any, spool_dir: Path | None) -> None:
+    def __init__(
+        self, client: Any, spool_dir: Path | None, warn: Callable[[str], None] | None = None
+    ) -> None:
         self.client = client
         self.spool = Path(spool_dir) / SPOOL_NAME if spool_dir is not None else None
+        self.warn = warn  # told when an entry could not be kept (the technician, the journal)
 
     def record(self, action: str, command: str, result: str) -> None:
-        entry = {"action": action, "detail": detail_of(command, result, round(time.time(), 3))}
-        pending = self._pending() + [entry]
+        at = round(time.time(), 3)
+        entry = {"action": action, "detail": detail_of(command, result, at)}
+        try:
+            spooled, damaged = self._pending()
+            readable = True
+        except OSError:  # left as it is (only appended to) for a later try
+            spooled, damaged, readable = [], 0, False
+        pending = spooled + [entry]
+        if damaged:  # the loss itself is audited, before the entry that found it
+            lost = f"{damaged} damaged line{'s' if damaged > 1 else ''} of the console's spool skipped"
+            pending.insert(len(spooled), {"action": "spool", "detail": detail_of("", lost, at)})
         sent = 0
         for item in pending:
             try:
@@ -47,31 +62,37 @@ class ConsoleAudit:
                 break
             sent += 1
         rest = pending[sent:]
-        if self.spool is None:
+        if self.spool is None or (not rest and not readable):
+            return
+        if not rest:
+            try:
+                self.spool.unlink(missing_ok=True)
+            except OSError as exc:
+                why = exc.strerror or str(exc)
+                self._warn(f"{self.spool} not removed after forwarding; sent again later ({why})")
             return
         try:
-            if not rest:
-                self.spool.unlink(missing_ok=True)
-            elif sent or len(rest) == 1:
+            if readable and (sent or len(rest) == 1 or damaged):  # rewritten: sent and torn lines go
+                make_dirs(self.spool.parent)
                 data = "".join(json.dumps(i, ensure_ascii=False) + "\n" for i in rest)
                 write_atomic(self.spool, data.encode("utf-8"))  # owner-only, like the appends
             else:
                 append_line(self.spool, json.dumps(entry, ensure_ascii=False))
-        except OSError:
-            pass  # nowhere to keep it; the console goes on
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            self._warn(f"audit entry not kept: service down and {self.spool} cannot be written ({why})")
 
-    def _pending(self) -> list[dict[str, Any]]:
-        if self.spool is None or not self.spool.exists():
-            return []
+    def _warn(self, text: str) -> None:
+        if self.warn is not None:
+            self.warn(text)
+
+    def _pending(self) -> tuple[list[dict[str, Any]], int]:
+        """The spooled entries, oldest first, and how many lines were unreadable (torn, not entries)."""
+        if self.spool is None:
+            return [], 0
+        lines = read_json_lines(self.spool)
         out = []
-        try:
-            for line in self.spool.read_text(encoding="utf-8").splitlines():
-                try:
-                    item = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(item, dict) and isinstance(item.get("action"), str):
-                    out.append({"action": item["action"], "detail": str(item.get("detail", ""))})
-        except (OSError, UnicodeDecodeError):
-            return []
-        return out
+        for item in lines.values:
+            if isinstance(item, dict) and isinstance(item.get("action"), str):
+                out.append({"action": item["action"], "detail": str(item.get("detail", ""))})
+        return out, lines.damaged + len(lines.values) - len(out)

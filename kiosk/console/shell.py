@@ -112,8 +112,10 @@ class Console:
         clock: Callable[[], float] = time.monotonic,
         reload: Callable[[], ConsoleConfig] | None = None,
         config_file: Path | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.log = log  # the console's own log (stderr, the journal under systemd)
         self.state_dir = state_dir
         self.config_file = config_file  # base file: `config` edits its local file while the service is down
         self.reload = reload  # re-reads the configuration: a PIN changed with `pin` works at once
@@ -121,7 +123,7 @@ class Console:
         self.clock = clock
         self.commands = COMMANDS
         self.guard = LoginGuard(cfg, state_dir)
-        self.audit = ConsoleAudit(client, state_dir)
+        self.audit = ConsoleAudit(client, state_dir, warn=self._audit_warning)
         self.editor = LineEditor(max_len=MAX_LINE, completer=completions)
         self.port: Any = None
         self.lost: BaseException | None = None  # the write that found the line gone
@@ -144,6 +146,12 @@ class Console:
 
     def say(self, text: str) -> None:
         self.write(to_terminal(text))
+
+    def _audit_warning(self, text: str) -> None:
+        """An audit entry that could not be kept: the technician and the log are told."""
+        self.say(text)
+        if self.log is not None:
+            self.log(text)
 
     def _flush_echo(self) -> None:
         self.write(self.editor.take_output())
@@ -409,7 +417,12 @@ def run_console(
             signal.signal(sig, lambda *_: stop.set())
     device = port or cfg.port
     console = Console(
-        cfg, ServiceClient(socket_path(state_dir)), state_dir, reload=reload, config_file=config_file
+        cfg,
+        ServiceClient(socket_path(state_dir)),
+        state_dir,
+        reload=reload,
+        config_file=config_file,
+        log=log,
     )
     errors = _line_errors()
     last_error = ""

@@ -391,17 +391,22 @@ class ConsoleHandlers:
         return "recorded"
 
     def audit_tail(self, args: dict[str, Any]) -> list[str]:
-        """The newest entries, one line each: time, actor, what, result."""
+        """The newest entries, one line each: time, actor, what, result; then how many lines of the
+        log could not be read (torn by a power cut), if any: said, not a failure of the command."""
         lines = []
-        for r in self.audit.tail(_count(args.get("n", 10), 1, 200)):
+        tail = self.audit.tail(_count(args.get("n", 10), 1, 200))
+        for r in tail.rows:
             at = time.strftime("%m-%d %H:%M:%S", time.localtime(r["at"]))
             what = str(r["detail"])
             try:
                 d = json.loads(what)
                 what = f"{d['command']} -> {d.get('result')}" if d.get("command") else str(d.get("result"))
-            except (json.JSONDecodeError, AttributeError):
-                pass
+            except (json.JSONDecodeError, AttributeError, RecursionError):
+                pass  # not the console's JSON detail (a reprint's number, say): shown as it is
             lines.append(f"{at} {r['actor']} {r['action']}: {what}")
+        if tail.damaged:
+            plural = "s" if tail.damaged > 1 else ""
+            lines.append(f"({tail.damaged} damaged line{plural} of the audit log skipped (a power cut?))")
         return lines
 
     # --- update, restart, power -------------------------------------------------------------------
