@@ -4,6 +4,7 @@ Why: kiosk.vision's tracker must be compared with what it replaces, on the same 
 Run with the reference venv only (MediaPipe is never a project dependency):
 
     /work/mpref/bin/python benchmarks/mediapipe_facemesh.py [--frames N] [--dump-landmarks lm.npy] [--refine]
+    /work/mpref/bin/python benchmarks/mediapipe_facemesh.py --serve [--refine]   (see serve())
 
 Prints one JSON object. Times cover ``FaceMesh.process`` only (frames are generated beforehand);
 the first ``--warmup`` frames of each mode are processed but left out of the statistics.
@@ -65,6 +66,49 @@ def run(
     return times, landmarks, load_s
 
 
+def serve(mp, frames: list[np.ndarray], refine: bool) -> None:
+    """Answer timing requests on stdin, one JSON line each on stdout, for interleaved benchmarks.
+
+    ``chunk A B``: process frames[A:B] with the current video-mode FaceMesh (the stream goes on
+    where it was) and reply per-frame wall and CPU milliseconds; ``reset``: a new FaceMesh (a
+    new stream); ``landmarks PATH``: save the last landmarks of every frame, (N, 468, 2) .npy.
+    The caller alternates chunks of its own pipeline with these, so that load from other
+    processes on a shared machine falls on both alike.
+    """
+    h, w = frames[0].shape[:2]
+    landmarks = np.full((len(frames), 468, 2), np.nan, np.float32)
+
+    def new_mesh():
+        face_mesh = mp.solutions.face_mesh
+        return face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=refine)
+
+    mesh = new_mesh()
+    print(json.dumps({"ready": True, "version": mp.__version__}), flush=True)
+    for line in sys.stdin:
+        cmd, *args = line.split()
+        reply: dict = {"ok": True}
+        if cmd == "chunk":
+            ms, cpu = [], []
+            for k in range(int(args[0]), int(args[1])):
+                t, c = time.perf_counter(), time.process_time()
+                result = mesh.process(frames[k])
+                ms.append((time.perf_counter() - t) * 1000.0)
+                cpu.append((time.process_time() - c) * 1000.0)
+                if result.multi_face_landmarks:
+                    pts = list(result.multi_face_landmarks[0].landmark)[:468]
+                    landmarks[k] = [(p.x * w, p.y * h) for p in pts]
+                else:
+                    landmarks[k] = np.nan
+            reply = {"ms": ms, "cpu": cpu}
+        elif cmd == "reset":
+            mesh.close()
+            mesh = new_mesh()
+        elif cmd == "landmarks":
+            np.save(args[0], landmarks)
+        print(json.dumps(reply), flush=True)
+    mesh.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=300)
@@ -74,6 +118,7 @@ def main() -> None:
     parser.add_argument(
         "--refine", action="store_true", help="refine_landmarks=True: the attention mesh, eyelids and irises"
     )
+    parser.add_argument("--serve", action="store_true", help="answer chunk requests on stdin (see serve)")
     args = parser.parse_args()
 
     t0 = time.perf_counter()
@@ -81,6 +126,9 @@ def main() -> None:
 
     import_s = time.perf_counter() - t0
     frames = list(moving_face.frames(n=args.frames, seed=args.seed))
+    if args.serve:
+        serve(mp, frames, args.refine)
+        return
     video_cpu: list[float] = []
     video_all, video_lm, load_video = run(mp, frames, static=False, refine=args.refine, cpu=video_cpu)
     static_all, static_lm, load_static = run(mp, frames, static=True, refine=args.refine)

@@ -5,9 +5,11 @@
 
 Our pipeline (detector when lost + face mesh on the tracked ROI + pose + measures) runs in this
 process; its in-process baseline is the same pipeline in still mode (detector on every frame).
-The live pipeline *with eye state* (the iris model on both eyes every frame: eyelid contours,
-apertures, open/closed) is compared with MediaPipe's FaceMesh with refine_landmarks=True, the
-mode that follows the eyelids too (its attention mesh); ``eyes_*`` keys.
+The live pipeline *with eye state* (``FaceAnalyzer.track`` as kiosk/capture/live.py calls it,
+with the kiosk's vision config: the mesh every frame, the iris model on one eye per frame in turn,
+each eye's eyelid contour, aperture and open/closed) is compared with MediaPipe's FaceMesh with
+refine_landmarks=True, the mode that follows the eyelids too (its attention mesh): ``eye_state``,
+timed in alternating chunks (see ``interleaved_eyes``); a one-line summary goes to stderr.
 MediaPipe 0.10.21 cannot share a process with numpy 2, so it runs the identical frames in its own
 virtualenv (benchmarks/mediapipe_facemesh.py) and the ratio of the two medians is reported.
 Also: model load time, and landmark agreement with MediaPipe's video mode when it is available.
@@ -89,6 +91,130 @@ def reference(python: str, n: int, refine: bool = False) -> tuple[dict | None, n
         return json.loads(r.stdout.strip().splitlines()[-1]), np.load(dump)
 
 
+class _Reference:
+    """MediaPipe's FaceMesh in its own virtualenv, timing chunks of the stream on request."""
+
+    def __init__(self, python: str, n: int, refine: bool):
+        cmd = [python, str(HERE / "mediapipe_facemesh.py"), "--serve", "--frames", str(n)]
+        self.log = tempfile.TemporaryFile("w+")  # its runtime's chatter; the last line if it fails
+        self.proc = subprocess.Popen(
+            cmd + (["--refine"] if refine else []),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+        self.ready = self._reply()
+
+    def _reply(self) -> dict:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("{"):  # anything else is the runtime's own chatter
+                return json.loads(line)
+        self.log.seek(0)
+        last = (self.log.read().strip().splitlines() or ["no message"])[-1]
+        raise RuntimeError(f"the MediaPipe reference process ended: {last}")
+
+    def ask(self, request: str) -> dict:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(request + "\n")
+        self.proc.stdin.flush()
+        return self._reply()
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+def interleaved_eyes(
+    frames: list[np.ndarray], python: str, threads: int, rounds: int, chunk: int = 20, warmup: int = 10
+) -> dict:
+    """The live pipeline with eye state against FaceMesh(refine_landmarks=True), chunk by chunk in turn.
+
+    Both follow the whole stream as a video (ours: ``FaceAnalyzer.track`` with the kiosk's vision
+    config, as kiosk/capture/live.py calls it; MediaPipe: video mode in its own process). Chunks of
+    ``chunk`` frames alternate between the two, the order swapped every chunk, so that the load of
+    a shared machine falls on both alike; each round restarts both streams. Per-frame wall and
+    CPU time (all threads of each process); the first ``warmup`` frames of a round are left out.
+    """
+    ref = _Reference(python, len(frames), refine=True)
+    analyzer = FaceAnalyzer(VisionConfig(num_threads=threads))
+    analyzer.tracking_models()  # loaded before timing, as the service loads them
+    invokes = {"mesh": 0, "iris": 0, "counting": False}  # model runs on timed frames
+
+    def counted(model, key: str) -> None:
+        real = model.run_uint8
+
+        def run(*a, **k):
+            invokes[key] += invokes["counting"]
+            return real(*a, **k)
+
+        model.run_uint8 = run
+
+    for key, m in zip(("mesh", "iris"), analyzer.tracking_models(), strict=True):
+        counted(m.model, key)
+    load = [round(v, 2) for v in os.getloadavg()]
+    ours: dict[str, list[float]] = {"ms": [], "cpu": []}
+    theirs: dict[str, list[float]] = {"ms": [], "cpu": []}
+    per_chunk, lm = [], np.full((len(frames), 468, 2), np.nan)
+    timed_frames = 0
+    try:
+        for r in range(rounds):
+            analyzer.reset()
+            if r:
+                ref.ask("reset")
+            for ci, a in enumerate(range(0, len(frames), chunk)):
+                b = min(a + chunk, len(frames))
+                keep = slice(max(0, warmup - a), None)
+                for side in (0, 1) if (ci + r) % 2 == 0 else (1, 0):
+                    if side == 1:
+                        got = ref.ask(f"chunk {a} {b}")
+                        mp_ms, mp_cpu = got["ms"][keep], got["cpu"][keep]
+                        continue
+                    my_ms, my_cpu = [], []
+                    for k in range(a, b):
+                        invokes["counting"] = k >= warmup
+                        timed_frames += k >= warmup
+                        t, c = time.perf_counter(), time.process_time()
+                        faces = analyzer.track(frames[k]).faces
+                        my_ms.append((time.perf_counter() - t) * 1000)
+                        my_cpu.append((time.process_time() - c) * 1000)
+                        lm[k] = faces[0].landmarks[:, :2] if faces else np.nan
+                    my_ms, my_cpu = my_ms[keep], my_cpu[keep]
+                if not my_ms:
+                    continue
+                ours["ms"] += my_ms
+                ours["cpu"] += my_cpu
+                theirs["ms"] += mp_ms
+                theirs["cpu"] += mp_cpu
+                per_chunk.append(float(np.median(mp_ms) / np.median(my_ms)))
+        with tempfile.TemporaryDirectory() as tmp:
+            ref.ask(f"landmarks {Path(tmp) / 'lm.npy'}")
+            ref_lm = np.load(Path(tmp) / "lm.npy")
+    finally:
+        ref.close()
+    ours_s = {"ms_per_frame": stats(ours["ms"]), "cpu_ms_per_frame": stats(ours["cpu"])}
+    theirs_s = {"ms_per_frame": stats(theirs["ms"]), "cpu_ms_per_frame": stats(theirs["cpu"])}
+    q = np.percentile(per_chunk, [25, 50, 75])
+    return {
+        "method": f"interleaved chunks of {chunk} frames, {rounds} rounds, both following the stream",
+        "num_threads": threads,
+        "iris_invokes_per_frame": round(invokes["iris"] / max(timed_frames, 1), 3),
+        "mesh_invokes_per_frame": round(invokes["mesh"] / max(timed_frames, 1), 3),
+        "ours": ours_s,
+        "mediapipe_refine_landmarks": theirs_s | {"version": ref.ready.get("version")},
+        "speedup_wall": round(theirs_s["ms_per_frame"]["median"] / ours_s["ms_per_frame"]["median"], 2),
+        "speedup_cpu": round(
+            theirs_s["cpu_ms_per_frame"]["median"] / ours_s["cpu_ms_per_frame"]["median"], 2
+        ),
+        "speedup_wall_per_chunk": {"p25": round(q[0], 2), "median": round(q[1], 2), "p75": round(q[2], 2)},
+        "landmark_error_vs_mediapipe_refine": _nme(lm, ref_lm),
+        "load_average_1_5_15min": {"start": load, "end": [round(v, 2) for v in os.getloadavg()]},
+    }
+
+
 def _nme(lm: np.ndarray, ref_lm: np.ndarray) -> dict:
     """Per-frame mean landmark distance over the outer-eye-corner distance (33-263)."""
     iod = np.linalg.norm(ref_lm[:, 263] - ref_lm[:, 33], axis=1)
@@ -106,6 +232,15 @@ def main() -> int:
     ap.add_argument(
         "--reference-python", default=os.environ.get("MEDIAPIPE_PYTHON", "/work/mpref/bin/python")
     )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=VisionConfig().num_threads,
+        help="vision num_threads (the kiosk's default)",
+    )
+    ap.add_argument(
+        "--chunk", type=int, default=20, help="frames per turn in the interleaved eye-state comparison"
+    )
     args = ap.parse_args()
     frames = list(moving_face.frames(args.frames))
     # Rounds interleave ours and MediaPipe so that load from other processes hits both alike;
@@ -114,12 +249,8 @@ def main() -> int:
     for _ in range(max(1, args.rounds)):
         runs = {f"video_{t}t": time_pipeline(frames, t, "video") for t in (1, 2)}
         runs["still_2t"] = time_pipeline(frames, 2, "still")
-        runs.update({f"eyes_video_{t}t": time_pipeline(frames, t, "video", eyes=True) for t in (1, 2)})
         ref, ref_lm = reference(args.reference_python, args.frames)
-        ref_eyes, ref_eyes_lm = reference(args.reference_python, args.frames, refine=True)
-        rounds.append(
-            {"runs": runs, "ref": ref, "ref_lm": ref_lm, "ref_eyes": ref_eyes, "ref_eyes_lm": ref_eyes_lm}
-        )
+        rounds.append({"runs": runs, "ref": ref, "ref_lm": ref_lm})
 
     def best(key: str) -> dict:
         return min((r["runs"][key] for r in rounds), key=lambda v: v["ms_per_frame"]["median"])
@@ -161,31 +292,22 @@ def main() -> int:
     ref_lm = rounds[0]["ref_lm"]
     if ref_lm is not None:
         result["landmark_error_vs_mediapipe_video"] = _nme(video["_landmarks"], ref_lm)
-    eyes_video = min(
-        (ours["eyes_video_1t"], ours["eyes_video_2t"]), key=lambda r: r["ms_per_frame"]["median"]
-    )
-    refs = [r["ref_eyes"] for r in rounds if r["ref_eyes"] and "video_ms_per_frame" in r["ref_eyes"]]
-    if refs:
-        mp_best = min(refs, key=lambda r: r["video_ms_per_frame"]["median"])
-        result["mediapipe_refine_landmarks"] = mp_best
-        result["eyes_speedup_vs_mediapipe_refine_video"] = round(
-            mp_best["video_ms_per_frame"]["median"] / eyes_video["ms_per_frame"]["median"], 2
+    if Path(args.reference_python).exists():
+        eyes = interleaved_eyes(frames, args.reference_python, args.threads, max(1, args.rounds), args.chunk)
+        result["eye_state"] = eyes
+        result["eyes_speedup_vs_mediapipe_refine_video"] = eyes["speedup_wall"]
+        result["eyes_cpu_speedup_vs_mediapipe_refine_video"] = eyes["speedup_cpu"]
+        o, m = eyes["ours"], eyes["mediapipe_refine_landmarks"]
+        print(
+            f"eye state, tracked: ours {o['ms_per_frame']['median']:.2f} ms/frame "
+            f"({o['cpu_ms_per_frame']['median']:.2f} ms CPU), MediaPipe refine_landmarks "
+            f"{m['ms_per_frame']['median']:.2f} ms ({m['cpu_ms_per_frame']['median']:.2f} ms CPU): "
+            f"{eyes['speedup_wall']:.2f}x wall (per chunk {eyes['speedup_wall_per_chunk']['p25']:.2f}-"
+            f"{eyes['speedup_wall_per_chunk']['p75']:.2f}), {eyes['speedup_cpu']:.2f}x CPU; NME "
+            f"{eyes['landmark_error_vs_mediapipe_refine']['mean_nme']:.2%}; load average "
+            f"{eyes['load_average_1_5_15min']['start'][0]:.1f}-{eyes['load_average_1_5_15min']['end'][0]:.1f}",
+            file=sys.stderr,
         )
-        result["eyes_speedup_per_round"] = [
-            round(
-                r["ref_eyes"]["video_ms_per_frame"]["median"]
-                / min(r["runs"][f"eyes_video_{t}t"]["ms_per_frame"]["median"] for t in (1, 2)),
-                2,
-            )
-            for r in rounds
-            if r["ref_eyes"] and "video_ms_per_frame" in r["ref_eyes"]
-        ]
-        cpu_ref = min(r["video_cpu_ms_per_frame"]["median"] for r in refs)
-        cpu_ours = min(ours[f"eyes_video_{t}t"]["cpu_ms_per_frame"]["median"] for t in (1, 2))
-        result["eyes_cpu_speedup_vs_mediapipe_refine_video"] = round(cpu_ref / cpu_ours, 2)
-    ref_eyes_lm = rounds[0]["ref_eyes_lm"]
-    if ref_eyes_lm is not None:
-        result["eyes_landmark_error_vs_mediapipe_refine_video"] = _nme(eyes_video["_landmarks"], ref_eyes_lm)
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
 

@@ -41,6 +41,7 @@ class FaceAnalyzer:
         self._eye_turn = 0  # the eye the iris model reads on the next tracked frame
         self._prev_lm: np.ndarray | None = None  # the last tracked frame's landmarks
         self._executor: ThreadPoolExecutor | None = None
+        self._tracking: tuple[FaceMesh, IrisModel] | None = None  # the tracked path's own interpreters
         self._roi: Roi | None = None  # tracked ROI of the previous frame
 
     @property
@@ -86,6 +87,18 @@ class FaceAnalyzer:
         faces.sort(key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
         return Analysis(width=rgb.shape[1], height=rgb.shape[0], faces=faces)
 
+    def tracking_models(self) -> tuple[FaceMesh, IrisModel]:
+        """The tracked path's interpreters: the mesh on the caller's thread and the iris model on the
+        eye thread run at the same time, so they split the cores instead of each taking
+        ``num_threads`` (the iris model one thread, the mesh the rest, at least one). Two threads
+        each on a 2-core machine made a tracked frame with eye state ~40 % slower (benchmarks/vision.py).
+        """
+        if self._tracking is None:
+            n = self.config.num_threads
+            mesh = self.mesh if n == 1 else FaceMesh(n - 1)
+            self._tracking = (mesh, self.iris_model if n == 1 else IrisModel(1))
+        return self._tracking
+
     def track(self, rgb: np.ndarray, iris: bool = True) -> Analysis:
         """One face followed across frames; the detector runs only when tracking is lost.
 
@@ -94,14 +107,15 @@ class FaceAnalyzer:
         0.6 s a closed eye must last), the other eye's last reading carried along with the face.
         The first frame of a track reads both; later ones read the eye in parallel with the mesh."""
         face = None
+        mesh, eye_model = self.tracking_models() if iris else (self.mesh, None)
         if self._roi is not None:
             pending = None
-            if iris and self._eyes is not None and self._prev_lm is not None:
+            if eye_model is not None and self._eyes is not None and self._prev_lm is not None:
                 # the eye's ROI from the last frame's mesh (tracked, as MediaPipe tracks its ROIs):
                 # the iris model reads it on a second core while the mesh runs on this one
-                pending = self._pool().submit(self.iris_model.run_eye, rgb, self._prev_lm, self._eye_turn)
+                pending = self._pool().submit(eye_model.run_eye, rgb, self._prev_lm, self._eye_turn)
             try:
-                face = self._face(rgb, self._roi, None, iris, tracked=True, pending=pending)
+                face = self._face(rgb, self._roi, None, iris, tracked=True, pending=pending, mesh=mesh)
             finally:
                 if pending is not None:
                     pending.result()  # never leave the interpreter running into the next frame
@@ -110,7 +124,7 @@ class FaceAnalyzer:
             dets = self.detector.detect(rgb)
             if dets:
                 det = max(dets, key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
-                face = self._face(rgb, roi_from_detection(det), det, iris, tracked=True)
+                face = self._face(rgb, roi_from_detection(det), det, iris, tracked=True, mesh=mesh)
         self._roi = roi_from_landmarks(face.landmarks) if face is not None else None
         self._prev_lm = face.landmarks if face is not None else None
         return Analysis(width=rgb.shape[1], height=rgb.shape[0], faces=[face] if face else [])
@@ -134,8 +148,9 @@ class FaceAnalyzer:
         use_iris: bool,
         tracked: bool = False,
         pending: Future | None = None,
+        mesh: FaceMesh | None = None,
     ) -> Face | None:
-        lm, presence = self.mesh.run(rgb, roi)
+        lm, presence = (mesh or self.mesh).run(rgb, roi)
         if presence < self.config.min_presence or not np.all(np.isfinite(lm)):
             return None
         eyes = None
@@ -148,15 +163,14 @@ class FaceAnalyzer:
 
         ``pending`` is the iris model already at work on this frame's eye (ROI from the last frame)."""
         corners = [(lm[a, :2].copy(), lm[b, :2].copy()) for a, b, _ in EYES]
+        eye_model = self.tracking_models()[1]
         if self._eyes is None:
-            eyes = self.iris_model.run(rgb, lm)
+            eyes = eye_model.run(rgb, lm)
             self._eyes, self._eye_turn = (eyes, corners), 0
             return eyes
         (prev, prev_corners), i = self._eyes, self._eye_turn
         contours, irises = prev.contours.copy(), prev.iris.copy()
-        contours[i], irises[i] = (
-            pending.result() if pending is not None else self.iris_model.run_eye(rgb, lm, i)
-        )
+        contours[i], irises[i] = pending.result() if pending is not None else eye_model.run_eye(rgb, lm, i)
         o = 1 - i
         contours[o] = carry(prev.contours[o], prev_corners[o], corners[o])
         irises[o] = carry(prev.iris[o], prev_corners[o], corners[o])

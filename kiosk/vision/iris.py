@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import cv2
 import numpy as np
 
-from kiosk.vision.geometry import crop, crop_to_image, rotation_from_points, square_roi
+from kiosk.vision.geometry import crop_matrix, rotation_from_points, square_roi
 from kiosk.vision.mesh import IRIS_EYES as EYES
 from kiosk.vision.runtime import Model, models_dir
 
@@ -44,16 +45,18 @@ class IrisModel:
         p0, p1 = landmarks[a, :2], landmarks[b, :2]
         lo, hi = np.minimum(p0, p1), np.maximum(p0, p1)
         roi = square_roi(*(lo + hi) / 2, *(hi - lo), rotation_from_points(p0, p1), ROI_SCALE)
-        patch = crop(rgb, roi, INPUT_SIZE, INPUT_SIZE)
-        if mirrored:
-            patch = patch[:, ::-1]
-        contour, iris = self.model.run_uint8(np.ascontiguousarray(patch), 1.0 / 255.0)
-        pts = np.concatenate([contour.reshape(CONTOUR_POINTS, 3)[:, :2], iris.reshape(5, 3)[:, :2]]).astype(
-            np.float64
+        m = crop_matrix(roi, INPUT_SIZE, INPUT_SIZE)  # once: the crop and the way back share it
+        patch = cv2.warpAffine(
+            rgb, m, (INPUT_SIZE, INPUT_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
+        contour, iris = self.model.run_uint8(cv2.flip(patch, 1) if mirrored else patch, 1.0 / 255.0)
+        pts = np.empty((CONTOUR_POINTS + 5, 2))
+        pts[:CONTOUR_POINTS] = contour.reshape(CONTOUR_POINTS, 3)[:, :2]
+        pts[CONTOUR_POINTS:] = iris.reshape(5, 3)[:, :2]
         if mirrored:
             pts[:, 0] = INPUT_SIZE - pts[:, 0]
-        pts = crop_to_image(pts, roi, INPUT_SIZE, INPUT_SIZE)
+        back = cv2.invertAffineTransform(m)
+        pts = pts @ back[:, :2].T + back[:, 2]
         return pts[:CONTOUR_POINTS], pts[CONTOUR_POINTS:]
 
 
