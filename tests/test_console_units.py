@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tomllib
 
 import pytest
@@ -132,6 +133,134 @@ def test_guard_damaged_state_file_stays_locked(tmp_path):
     (tmp_path / "console-login.json").write_text("{not json")
     g = LoginGuard(ConsoleConfig(lockout_s=30.0), tmp_path)
     assert g.locked
+
+
+def test_guard_makes_its_missing_state_folder_owner_only(tmp_path):
+    """A wrong PIN is often the first thing that needs the state folder: it is made 0700 (also its
+    missing parents) and the login state 0600, whatever the umask would have given."""
+    state = tmp_path / "var" / "kiosk"
+    old = os.umask(0o022)
+    try:
+        LoginGuard(ConsoleConfig(), state).failure()
+    finally:
+        os.umask(old)
+    path = state / "console-login.json"
+    assert json.loads(path.read_text())["failures"] == 1
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert state.stat().st_mode & 0o777 == 0o700 and state.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_guard_state_reaches_the_disk_before_the_next_guess(tmp_path, monkeypatch):
+    """Pulling the power right after a wrong PIN must not lose the count: the new state is fsynced
+    in its file before the rename and the folder after it (what a power cut keeps)."""
+    events: list[tuple] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        st = os.fstat(fd)
+        data = b"" if stat.S_ISDIR(st.st_mode) else os.pread(fd, 4096, 0)
+        events.append(("fsync", st.st_ino, data))
+        return real_fsync(fd)
+
+    def replace(src, dst, *a, **kw):
+        events.append(("replace", os.stat(src).st_ino, str(dst)))
+        return real_replace(src, dst, *a, **kw)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    now = [1000.0]
+    cfg = ConsoleConfig(max_attempts=3, delay_base_s=1.0, lockout_s=60.0)
+    g = LoginGuard(cfg, tmp_path, clock=lambda: now[0])
+    path = tmp_path / "console-login.json"
+    for n in (1, 2, 3):
+        events.clear()
+        g.failure()
+        now[0] += 10.0
+        ino, folder = path.stat().st_ino, tmp_path.stat().st_ino
+        kinds = [(e[0], e[1]) for e in events]
+        assert kinds == [("fsync", ino), ("replace", ino), ("fsync", folder)], kinds
+        assert json.loads(events[0][2])["failures"] == n  # the fsynced bytes are the new count
+        assert events[1][2] == str(path)
+    g2 = LoginGuard(cfg, tmp_path, clock=lambda: now[0])  # the console after the power came back
+    assert g2.locked and g2.failures == 3 and g2.wait_s() == pytest.approx(50.0)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",  # a rename that reached the disk before the data (no fsync)
+        b'{"failures": 4, "not_before": 0.0, "locked_',  # torn
+        b"\xff\xfe{\x00",  # not UTF-8
+        b"\x00" * 64,  # a block of zeros
+        b"null",
+        b'["failures", 4]',
+        b'{"failures": 4, "not_before": 0.0}',
+        b'{"failures": "x", "not_before": 0.0, "locked_until": 0.0, "lockouts": 0}',
+        b'{"failures": 1e999, "not_before": 0.0, "locked_until": 0.0, "lockouts": 0}',
+        b'{"failures": 0, "not_before": 0.0, "locked_until": NaN, "lockouts": 1}',
+        b'{"failures": 0, "not_before": -Infinity, "locked_until": 0.0, "lockouts": 0}',
+        b'{"failures": -3, "not_before": 0.0, "locked_until": 0.0, "lockouts": 0}',
+        b"[" * 100_000,  # past the parser's recursion limit
+    ],
+    ids=[
+        "empty",
+        "torn",
+        "not-utf8",
+        "zeros",
+        "null",
+        "list",
+        "missing-key",
+        "string-count",
+        "overflow",
+        "nan",
+        "minus-inf",
+        "negative",
+        "too-deep",
+    ],
+)
+def test_guard_corrupt_state_fails_closed_and_is_logged(tmp_path, content):
+    """A torn or corrupt login state is not a fresh start: the console is locked for the base lockout,
+    the log says why (naming the file), and a restart neither lifts nor renews that lockout."""
+    now = [5000.0]
+    cfg = ConsoleConfig(max_attempts=5, lockout_s=900.0)
+    path = tmp_path / "console-login.json"
+    path.write_bytes(content)
+    logged: list[str] = []
+    g = LoginGuard(cfg, tmp_path, clock=lambda: now[0], log=logged.append)
+    assert g.locked and g.wait_s() == pytest.approx(900.0)
+    assert len(logged) == 1 and str(path) in logged[0] and "locked" in logged[0]
+    now[0] += 300.0
+    restarted = LoginGuard(cfg, tmp_path, clock=lambda: now[0], log=logged.append)
+    assert restarted.locked and restarted.wait_s() == pytest.approx(600.0) and len(logged) == 1
+    now[0] += 600.0
+    assert restarted.wait_s() == 0 and not restarted.locked  # then attempts again, as after a lockout
+
+
+def test_guard_with_a_huge_lockout_count_stays_capped(tmp_path):
+    """A count of lockouts far past the day's cap (an old or edited file) still gives a day, no crash."""
+    now = [0.0]
+    path = tmp_path / "console-login.json"
+    path.write_text(json.dumps({"failures": 4, "not_before": 0.0, "locked_until": 0.0, "lockouts": 5000}))
+    g = LoginGuard(ConsoleConfig(max_attempts=5, lockout_s=60.0), tmp_path, clock=lambda: now[0])
+    assert g.failure() == pytest.approx(86400.0) and g.locked
+
+
+def test_guard_state_that_cannot_be_read_or_saved_is_logged(tmp_path):
+    """No place for the login state (a file where the folder should be): what it held is unknown, so
+    the console starts locked; the log says so and that the state is not saved; the attempts are
+    still limited within this process."""
+    now = [0.0]
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the state folder should be")
+    logged: list[str] = []
+    cfg = ConsoleConfig(max_attempts=5, delay_base_s=2.0, lockout_s=60.0)
+    g = LoginGuard(cfg, blocker / "kiosk", clock=lambda: now[0], log=logged.append)
+    assert g.locked and g.wait_s() == pytest.approx(60.0)
+    assert len(logged) == 2 and "cannot be read" in logged[0] and "not saved" in logged[1]
+    assert all(str(blocker) in line for line in logged)
+    now[0] += 60.0
+    assert g.wait_s() == 0 and g.failure() == pytest.approx(2.0) and g.failures == 1
+    assert len(logged) == 4 and "not saved" in logged[-1]
 
 
 # --- config get/set --------------------------------------------------------------------------------
@@ -368,7 +497,8 @@ def test_console_spool_that_cannot_be_written_is_reported(tmp_path):
     logged = []
     console = Console(ConsoleConfig(), _ServiceDown(), blocker / "console", log=logged.append)
     console.audit.record("login", "", "ok")
-    assert len(logged) == 1 and "not kept" in logged[0] and str(blocker) in logged[0]
+    lost = [line for line in logged if "not kept" in line]  # the login state says its own (guard)
+    assert len(lost) == 1 and str(blocker) in lost[0]
 
 
 def test_audit_detail_nested_too_deep_is_shown_as_text(tmp_path, config_files):

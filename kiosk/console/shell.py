@@ -122,7 +122,7 @@ class Console:
         self.client = client
         self.clock = clock
         self.commands = COMMANDS
-        self.guard = LoginGuard(cfg, state_dir)
+        self.guard = LoginGuard(cfg, state_dir, log=log)
         self.audit = ConsoleAudit(client, state_dir, warn=self._audit_warning)
         self.editor = LineEditor(max_len=MAX_LINE, completer=completions)
         self.port: Any = None
