@@ -17,9 +17,11 @@ Variants:
                          KIOSK_SIM_PRINTER_FAULT_EVERY); the number is issued, the slip queued
   --tracemalloc DIR      the service dumps a tracemalloc snapshot at idle after every session
                          (KIOSK_TRACEMALLOC=DIR, kiosk.memory); diff them with --diff A B
+  --monitor              fleet monitoring on, to a mosquitto started here on loopback (as a hall's
+                         terminal runs; without it [monitor] is off and paho is never imported)
 
 Usage: python benchmarks/endurance.py [--sessions N] [--warmup W] [--authority local|platform]
-       [--printer-faults N] [--env K=V ...] [--out FILE]
+       [--printer-faults N] [--monitor] [--env K=V ...] [--out FILE]
 """
 
 from __future__ import annotations
@@ -60,6 +62,21 @@ def proc_sample(pid: int) -> dict[str, float]:
         "fds": len(os.listdir(f"/proc/{pid}/fd")),
         "threads": int(fields["Threads"]),
     }
+
+
+def memory_split(pid: int) -> dict[str, float]:
+    """Where the RSS is (MB): anonymous (heaps, arrays, interpreters' arenas) against file-backed
+    (libraries, mapped models), and PSS (shared pages split among the processes using them)."""
+    fields = {}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+            key, _, rest = line.partition(":")
+            fields[key] = int(rest.split()[0]) / 1024
+    names = {"Rss": "rss_mb", "Pss": "pss_mb", "Anonymous": "anon_mb", "Pss_File": "pss_file_mb"}
+    out = {v: round(fields[k], 1) for k, v in names.items() if k in fields}
+    if "rss_mb" in out and "anon_mb" in out:
+        out["file_mb"] = round(out["rss_mb"] - out["anon_mb"], 1)
+    return out
 
 
 def cpu_seconds(pid: int) -> float:
@@ -152,7 +169,9 @@ class Stream:
         self._thread.join(5)
 
 
-def write_config(path: Path, args: argparse.Namespace, platform_url: str | None) -> None:
+def write_config(
+    path: Path, args: argparse.Namespace, platform_url: str | None, broker: str | None = None
+) -> None:
     lines = [
         "[session]",
         f"steady_s = {args.steady_s}",
@@ -164,6 +183,8 @@ def write_config(path: Path, args: argparse.Namespace, platform_url: str | None)
     ]
     if platform_url:
         lines += ['authority = "platform"', f'platform_url = "{platform_url}"', "platform_timeout_s = 5.0"]
+    if broker:
+        lines += ["", "[monitor]", f'broker = "{broker}"', 'hall = "endurance"', "poll_s = 1.0"]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -185,6 +206,30 @@ def start_platform(data: Path) -> tuple[subprocess.Popen[str], str]:
             raise RuntimeError(f"platform did not start: {proc.stderr.read() if proc.stderr else ''}")
         time.sleep(0.1)
     raise RuntimeError("platform did not start in 30 s")
+
+
+def start_broker(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """mosquitto on a free loopback port, anonymous, nothing kept (what the service publishes to)."""
+    import shutil
+
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not os.path.exists(exe):
+        raise RuntimeError("--monitor needs mosquitto (apt-get install mosquitto)")
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    conf = directory / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    with open(directory / "mosquitto.log", "ab") as log:
+        proc = subprocess.Popen([exe, "-c", str(conf)], stdout=log, stderr=log)
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return proc, f"mqtt://127.0.0.1:{port}"
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"mosquitto did not listen (log {directory / 'mosquitto.log'})")
 
 
 def store_counts(state_dir: Path) -> dict[str, int]:
@@ -243,8 +288,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     url = None
     if args.authority == "platform":
         platform, url = start_platform(tmp / "platform")
+    broker, broker_url = start_broker(tmp / "broker") if args.monitor else (None, None)
     cfg_path = tmp / "kiosk.toml"
-    write_config(cfg_path, args, url)
+    write_config(cfg_path, args, url, broker_url)
     port = free_port()
     env = {**os.environ, "KIOSK_STATE_DIR": str(state_dir), "KIOSK_CONFIG": str(cfg_path)}
     env.pop("NOTIFY_SOCKET", None)
@@ -267,6 +313,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     error = None
     sse = None
+    split: dict[str, float] = {}
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         if not line.startswith("kiosk: UI on"):
@@ -294,6 +341,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if proc.poll() is not None:
                 error = f"service exited with {proc.returncode} after session {i}"
                 break
+        split = memory_split(proc.pid) if proc.poll() is None else {}
         if args.authority == "platform" and error is None:
             # what the background pass does every minute, once more before the counts are read
             from kiosk.service_api import call
@@ -313,7 +361,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if platform is not None:
             platform.terminate()
             platform.wait(10)
-    return summarise(args, rows, base if rows else {}, store_counts(state_dir), error, tmp)
+        if broker is not None:
+            broker.terminate()
+            broker.wait(10)
+    summary = summarise(args, rows, base if rows else {}, store_counts(state_dir), error, tmp)
+    summary["memory_at_end"] = split
+    return summary
 
 
 def summarise(
@@ -344,6 +397,7 @@ def summarise(
         "requested": args.sessions,
         "authority": args.authority,
         "printer_faults_every": args.printer_faults,
+        "monitor": bool(getattr(args, "monitor", False)),
         "error": error,
         "warmup": args.warmup,
         "idle_before_first": base,
@@ -395,6 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--countdown-s", type=float, default=0.5)
     p.add_argument("--settle-s", type=float, default=0.5, help="idle time before each sample")
     p.add_argument("--session-timeout", type=float, default=120.0)
+    p.add_argument("--monitor", action="store_true", help="fleet monitoring on, to a local mosquitto")
     p.add_argument("--tracemalloc", metavar="DIR", help="the service dumps snapshots here at idle")
     p.add_argument("--env", action="append", default=[], metavar="K=V", help="extra service environment")
     p.add_argument("--diff", nargs=2, metavar=("A", "B"), help="diff two tracemalloc snapshots and exit")

@@ -92,6 +92,28 @@ class FleetHooks:
             self.notifier.stopping()
 
 
+class _LazyUpdater:
+    """kiosk.fleet's updater for the console, made at its first `update` command: importing it brings
+    TUF, securesystemslib and cryptography (~12 MB) that the service otherwise never needs."""
+
+    def __init__(self, cfg: Config) -> None:
+        self._cfg = cfg
+        self._updater: Any = None
+
+    def _get(self) -> Any:
+        if self._updater is None:
+            from kiosk.fleet.manage import make_updater
+
+            try:
+                self._updater = make_updater(self._cfg.fleet, self._cfg.state_dir)
+            except OSError as exc:
+                raise KioskError(f"the updater is not available: {exc.strerror or exc}") from None
+        return self._updater
+
+    def __getattr__(self, name: str) -> Any:  # status, apply, rollback, locked, recover ...
+        return getattr(self._get(), name)
+
+
 class Service:
     """Everything `kiosk run` starts; ``run`` until ``stop`` (or SIGTERM)."""
 
@@ -284,15 +306,10 @@ class Service:
 
     def _console_handlers(self) -> Any:
         """The maintenance console's commands, served on the service API (kiosk.maintenance)."""
-        from kiosk.fleet.manage import make_updater
         from kiosk.maintenance import MaintenanceContext, register_console_handlers, systemctl_power
 
         cfg = self.cfg
-        try:
-            updater = make_updater(cfg.fleet, cfg.state_dir)
-        except (KioskError, OSError) as exc:
-            log.warning("updater not available to the console: %s", exc)
-            updater = None
+        updater = _LazyUpdater(cfg)
         ctx = MaintenanceContext(
             config=cfg,
             store=self.receipts.store,

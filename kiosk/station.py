@@ -28,6 +28,7 @@ from kiosk.hw.cameras import open_camera
 from kiosk.hw.lights import Lights, pin_factory
 from kiosk.hw.printer import Printer
 from kiosk.hw.printer import open_printer as open_real_printer
+from kiosk.photo.service import PhotoTools
 from kiosk.receipt.wiring import ReceiptService, cities_for
 from kiosk.sim.citizen import SimCitizen, SimClock
 from kiosk.vision import FaceAnalyzer
@@ -178,7 +179,8 @@ def build_station(
         cfg.session,
         first,
         live,
-        PhotoMaker(cfg.vision),
+        # the photo is made on the main loop's thread, between live frames: one set of face models
+        PhotoMaker(tools=PhotoTools(cfg.vision, analyzer=analyzer)),
         hand_over(receipts.hand_over) if hand_over is not None else receipts.hand_over,
         documents(cities_for),
         thresholds,

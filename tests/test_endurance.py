@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -191,3 +192,55 @@ def test_the_ceiling_is_configured_in_the_service_section(tmp_path):
     path.write_text("[service]\nmemory_ceiling_mb = -5\n")
     with pytest.raises(ConfigError, match=r"^config key service.memory_ceiling_mb: must be 0"):
         load_config(path, tmp_path)
+
+
+# --- what the service loads: features that are off, or used rarely, stay out of its memory --------
+
+_LOADED = r"""
+import json, sys
+from pathlib import Path
+from kiosk.config import load_config
+from kiosk.service import Service
+
+state, conf = Path(sys.argv[1]), sys.argv[2]
+svc = Service(load_config(Path(conf) if conf else None, state), sim=True, port=0).start()
+try:
+    maker = svc.session.photo_maker.tools
+    print(json.dumps({
+        "modules": sorted({m.split(".")[0] for m in sys.modules}),
+        "voice": svc.station.voice.status() if svc.station.voice else None,
+        "photo_shares_the_live_analyzer": maker.analyzer is svc.station.analyzer,
+    }))
+finally:
+    svc.stop()
+    svc.close()
+"""
+
+
+def _loaded(tmp_path: Path, config: str = "") -> dict:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    conf = tmp_path / "kiosk.toml"
+    conf.write_text(config)
+    env = {**os.environ}
+    env.pop("NOTIFY_SOCKET", None)
+    done = subprocess.run(
+        [sys.executable, "-c", _LOADED, str(tmp_path / "state"), str(conf)],
+        capture_output=True, text=True, timeout=300, env=env, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="the voice is on only with espeak-ng")
+def test_the_service_leaves_out_what_it_does_not_use_at_run_time(tmp_path):
+    """`kiosk run --sim` with the voice on and monitoring off: pypinyin (~55 MB, only the render
+    child needs it), paho (monitoring) and the updater's TUF/cryptography stack (~12 MB, only the
+    console's `update` needs it) are not imported; the photo engine uses the live face models
+    (a second FaceAnalyzer was ~29 MB). With a broker configured, paho is (the check sees imports)."""
+    off = _loaded(tmp_path / "off")
+    assert off["voice"]["enabled"] is True, off["voice"]  # the feature is on ...
+    assert not {"pypinyin", "paho", "tuf", "securesystemslib"} & set(off["modules"])  # ... its deps not
+    assert off["photo_shares_the_live_analyzer"] is True
+    on = _loaded(tmp_path / "on", '[monitor]\nbroker = "mqtt://127.0.0.1:9"\nhall = "test"\n')
+    assert "paho" in on["modules"] and "pypinyin" not in on["modules"]

@@ -619,3 +619,64 @@ def test_demo_without_espeak_still_succeeds_with_a_warning(tmp_path):
     assert len(warnings) == 1  # one line, however logging is formatted
     assert warnings[0].endswith("voice off: espeak-ng is not installed (Debian: apt-get install espeak-ng)")
     assert "Traceback" not in done.stderr
+
+
+# --- memory: pypinyin's dictionaries never load into the process that speaks ------------------------
+
+
+_RENDER_ZH = r"""
+import json, sys
+from pathlib import Path
+from kiosk.voice.cache import WavCache
+from kiosk.voice.policy import load_policy
+from kiosk.voice.render import Renderer
+
+cache = WavCache(Path(sys.argv[1]), Renderer(load_policy()))
+cache.prepare(["prompt.straighten_head", "ui.done"], ["zh"], slow_too=False)
+assert cache.wait(300)
+print(json.dumps({"rendered": cache.rendered, "failed": cache.failed,
+                  "pypinyin_imported": any(m.split(".")[0] == "pypinyin" for m in sys.modules)}))
+"""
+
+
+@needs_espeak
+def test_mandarin_renders_with_pypinyin_only_in_a_child_process(tmp_path):
+    """pypinyin holds ~55 MB for as long as the process that imported it lives: the renderer's
+    process (the service) never imports it, and the WAV is still the pinyin voice reading the
+    catalogue's text as to_pinyin (run here, in the test's process) converts it."""
+    cache = tmp_path / "cache"
+    done = subprocess.run([sys.executable, "-c", _RENDER_ZH, str(cache)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert out == {"rendered": 2, "failed": {}, "pypinyin_imported": False}
+    renderer = Renderer(load_policy())
+    wav = WavCache(cache, renderer).get("prompt.straighten_head", "zh", False)  # the child's render
+    assert wav is not None
+    cmd = renderer.command(PHRASE, "zh", False, tmp_path / "direct.wav")
+    assert cmd[-1] == to_pinyin(PHRASE)
+    assert same_sound(samples(wav), espeak([*cmd[1:-3], cmd[-1]], tmp_path / "direct.wav"))
+
+
+def test_the_pinyin_worker_converts_and_refuses_bad_input_in_one_line():
+    from kiosk.voice.render import pinyin_in_child
+
+    assert pinyin_in_child([PHRASE, "三"]) == [to_pinyin(PHRASE), "san1"]
+    for bad in ("not json", '{"a": 1}', "[1, 2]"):
+        done = subprocess.run(
+            [sys.executable, "-m", "kiosk.voice.pinyin_worker"], input=bad, capture_output=True, text=True
+        )
+        assert done.returncode == 2 and done.stdout == ""
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_the_voice_remembers_a_bounded_number_of_parts(tmp_path):
+    """What was said is kept for the demo's export; on a terminal that runs for weeks, only the last."""
+    from kiosk.voice.output import HEARD_MAX, Output
+
+    out = Output(WavCache(tmp_path, Renderer(load_policy())), NullPlayer(), 0.8)
+    try:
+        for k in range(HEARD_MAX + 50):
+            out.submit(Say(float(k), ("ui.done",), "en", False, False, "event"))
+        assert len(out.heard) == HEARD_MAX and out.heard[-1].t == float(HEARD_MAX + 49)
+    finally:
+        out.close()

@@ -62,9 +62,11 @@ def _shrink(rgb: np.ndarray, max_side: int) -> np.ndarray:
 class PhotoTools:
     """The face analyser and the person segmenter, loaded once."""
 
-    def __init__(self, vision: VisionConfig | None = None):
+    def __init__(self, vision: VisionConfig | None = None, analyzer: FaceAnalyzer | None = None):
+        """``analyzer``: one already loaded (the station's live one, used from the same thread):
+        each FaceAnalyzer's interpreters and packed weights take ~29 MB."""
         self.vision = vision or VisionConfig()
-        self.analyzer = FaceAnalyzer(self.vision)
+        self.analyzer = analyzer if analyzer is not None else FaceAnalyzer(self.vision)
         self.segmenter = PersonSegmenter(self.vision.num_threads)
         self.cutout = "refined"  # kiosk.photo.compose's cut-out ("coarse": the earlier one, to compare)
 

@@ -74,6 +74,7 @@ class WavCache:
         jobs = [(i, lang, slow) for slow in speeds for lang in langs for i in ids]
 
         def run() -> None:
+            self._convert_missing(jobs)
             keep = set()
             for id_, lang, slow in jobs:
                 path = self.get(id_, lang, slow)
@@ -88,6 +89,20 @@ class WavCache:
         self._thread = threading.Thread(target=run, name="voice-prepare", daemon=True)
         self._thread.start()
         return self._thread
+
+    def _convert_missing(self, jobs: list[tuple[str, str, bool]]) -> None:
+        """The Mandarin texts still to render go to pinyin in one child process, not one per WAV."""
+        texts = []
+        for id_, lang, slow in jobs:
+            try:
+                if lang == "zh" and not self.path(id_, lang, slow).exists():
+                    texts.append(text(id_, lang))
+            except KioskError:
+                continue  # get() logs it
+        try:
+            self.renderer.convert(texts)
+        except KioskError as exc:  # each render tries again and says why
+            log.warning("%s", exc)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for ``prepare``; True when it has finished."""

@@ -1,7 +1,8 @@
 """From decisions to sound: a worker thread takes each ``Say``, gets its WAVs from the cache (a
 render when one is missing) and plays them in order. The session's thread only enqueues; an
 interrupting ``Say`` drops what is queued and cuts what is playing. Everything decided is also
-kept (``heard``) so the demo can write out what the citizen heard, on the session's clock."""
+kept (``heard``, the last HEARD_MAX parts: a terminal runs for weeks) so the demo can write out
+what the citizen heard, on the session's clock."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from kiosk.voice.speaker import Say
 
 log = logging.getLogger("kiosk.voice")
 
+HEARD_MAX = 2000  # parts remembered for ``export``: a demo's sessions say a few dozen each
+
 
 @dataclass(frozen=True)
 class Part:
@@ -33,7 +36,7 @@ class Part:
 class Output:
     def __init__(self, cache: WavCache, player: Player, volume: float):
         self.cache, self.player, self.volume = cache, player, volume
-        self.heard: list[Part] = []
+        self.heard: deque[Part] = deque(maxlen=HEARD_MAX)
         self._queue: deque[Part] = deque()
         self._cond = threading.Condition()
         self._gen = 0

@@ -4,16 +4,26 @@ Mandarin is fed to the ``cmn-latn-pinyin`` voice as tone-numbered pinyin (pypiny
 default ``cmn`` voice mis-reads Chinese characters (it spells many as English), the pinyin voice
 reads the syllables with their tones. Without espeak-ng (or pypinyin, for zh) the renderer says so
 in ``reason`` and renders nothing: the voice is then off, the terminal is not.
+
+pypinyin's dictionaries take ~55 MB once imported, for as long as the process lives. The service
+never imports it: the renderer converts in a short-lived child (``python -m kiosk.voice.pinyin_worker``,
+one per batch of texts), and only on a cache miss; whether pypinyin is there and its version (part
+of the cache key) come from its package metadata.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import importlib.util
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,11 +47,55 @@ class RenderError(KioskError):
 
 
 def pinyin_available() -> bool:
+    """Whether pypinyin can be imported, without importing it (its dictionaries are ~55 MB)."""
     try:
-        import pypinyin  # noqa: F401
-    except ImportError:
+        return importlib.util.find_spec("pypinyin") is not None
+    except (ImportError, ValueError):
         return False
-    return True
+
+
+def pinyin_version() -> str:
+    """pypinyin's version from its package metadata (the same string as its ``__version__``)."""
+    try:
+        return importlib.metadata.version("pypinyin")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+PINYIN_TIMEOUT_S = 120.0
+_MEMO_MAX = 512  # texts converted and remembered (the catalogue's Mandarin entries are fewer)
+
+
+def pinyin_in_child(texts: list[str]) -> list[str]:
+    """``to_pinyin`` of each text, computed in a child Python so pypinyin's dictionaries never load
+    into the caller (the service). RenderError with the child's last line when it fails."""
+    if not texts:
+        return []
+    here = str(Path(__file__).resolve().parents[2])  # the directory holding the kiosk package
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "kiosk.voice.pinyin_worker"],
+            input=json.dumps(texts),
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            env=env,
+            timeout=PINYIN_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise RenderError("voice: the pinyin conversion took too long") from None
+    except OSError as exc:
+        raise RenderError(f"voice: cannot start the pinyin conversion: {exc}") from None
+    try:
+        out = json.loads(done.stdout) if done.returncode == 0 else None
+    except json.JSONDecodeError:
+        out = None
+    if not isinstance(out, list) or len(out) != len(texts) or not all(isinstance(x, str) for x in out):
+        line = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        raise RenderError(f"voice: the pinyin conversion failed: {line}")
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -119,6 +173,7 @@ class Renderer:
     def __init__(self, policy: Policy, exe: str | None = None):
         self.policy = policy
         self.exe = exe or shutil.which(ENGINE)
+        self._pinyin: dict[str, str] = {}  # Mandarin text -> its pinyin (bounded: _MEMO_MAX)
         self.reason = ""
         self.version = _engine_version(self.exe) if self.exe else ""
         if not self.exe:
@@ -137,14 +192,25 @@ class Renderer:
         """What the renders depend on besides the text: engine version, our preparation, pypinyin's."""
         parts = [self.version, f"rev{RENDER_REV}"]
         if pinyin_available():
-            from pypinyin import __version__ as pv
-
-            parts.append(f"pypinyin {pv}")
+            parts.append(f"pypinyin {pinyin_version()}")
         return "; ".join(parts)
 
+    def convert(self, texts: Iterable[str]) -> None:
+        """Convert the Mandarin texts not converted yet, in one child process (a batch of renders)."""
+        todo = list(dict.fromkeys(t for t in texts if t not in self._pinyin))
+        if not todo:
+            return
+        if len(self._pinyin) + len(todo) > _MEMO_MAX:
+            self._pinyin.clear()
+        self._pinyin.update(zip(todo, pinyin_in_child(todo), strict=True))
+
     def engine_input(self, text: str, lang: str) -> str:
-        """What espeak-ng is given for ``text``: pinyin for Mandarin, the text itself otherwise."""
-        return to_pinyin(text) if lang == "zh" else text
+        """What espeak-ng is given for ``text``: pinyin for Mandarin (converted in a child process,
+        see ``convert``), the text itself otherwise."""
+        if lang != "zh":
+            return text
+        self.convert([text])
+        return self._pinyin[text]
 
     def command(self, text: str, lang: str, slow: bool, out: Path) -> list[str]:
         """The espeak-ng command line for one render (tests run it themselves to compare)."""
@@ -181,3 +247,4 @@ class Renderer:
             raise RenderError(f"voice: {ENGINE} took too long on {text[:30]!r}") from None
         finally:
             tmp.unlink(missing_ok=True)
+
