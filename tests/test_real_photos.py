@@ -146,6 +146,18 @@ def test_a_group_photo_fails_single_face_and_the_count_is_mediapipes(tools, anal
     assert c.passed is False and c.value >= 2 and c.outcome == "many"
 
 
+def test_on_every_real_photo_the_full_range_faces_are_mediapipes(analyzer):
+    """Not only the groups: every photo's full-range faces, scores and boxes, as MediaPipe 0.10.21."""
+    for key, theirs in MEDIAPIPE["photos"].items():
+        rgb = analyze_file(analyzer, REAL / key)[1]
+        ours = sorted(analyzer.full_range.detect(rgb), key=lambda d: -d.score)
+        theirs = sorted(theirs, key=lambda f: -f["score"])
+        assert len(ours) == len(theirs), key
+        for d, f in zip(ours, theirs, strict=True):
+            assert d.score == pytest.approx(f["score"], abs=SAME_SCORE), key
+            assert list(d.box) == pytest.approx(f["box"], abs=0.5), key
+
+
 def test_the_full_range_input_is_resampled_as_mediapipe_does_it(analyzer):
     """The film poster's 30 px faces: OpenCV 5's float-precise letterbox scored them 0.595-0.598,
     under the 0.6 limit; MediaPipe's fixed-point bilinear (1/32 px) gives its 0.601-0.603."""

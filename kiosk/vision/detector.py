@@ -82,13 +82,15 @@ def mediapipe_letterbox(rgb: np.ndarray, size: int) -> np.ndarray:
     MediaPipe maps the padded square ROI (cv::boxPoints corners, getPerspectiveTransform) with
     cv::warpPerspective, bilinear, in the OpenCV it bundles: source coordinates rounded to 1/32
     pixel and 15-bit weights. OpenCV 5's warp interpolates at full precision, which moves small
-    faces' scores; cv2.remap with fixed-point maps is that older bilinear, bit for bit.
+    faces' scores; cv2.remap with fixed-point maps is that older bilinear, bit for bit. The matrix
+    is inverted by OpenCV's LU as warpPerspective does (numpy's inverse differs in the last bits,
+    which moves some 1/32 px roundings).
     """
     h, w = rgb.shape[:2]
     side = float(max(w, h))
     src = cv2.boxPoints(((w / 2.0, h / 2.0), (side, side), 0.0)).astype(np.float32)
     dst = np.float32([[0, size], [0, 0], [size, 0], [size, size]])
-    inv = np.linalg.inv(cv2.getPerspectiveTransform(src, dst))  # output pixel -> source, as OpenCV
+    inv = cv2.invert(cv2.getPerspectiveTransform(src, dst))[1]  # output -> source, OpenCV's own LU
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
     wz = inv[2, 0] * xs + inv[2, 1] * ys + inv[2, 2]
     wz = np.where(wz != 0, INTER_TAB / np.where(wz != 0, wz, 1.0), 0.0)
