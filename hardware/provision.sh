@@ -64,8 +64,19 @@ step() { echo "provision: $*"; }
 if [ "$system" = 1 ]; then
     step "system packages"
     apt-get update
-    apt-get install -y --no-install-recommends python3 python3-venv python3-numpy python3-opencv \
-        python3-pil python3-picamera2 python3-gpiozero python3-lgpio python3-serial \
+    # Python libraries come from the release bundle (locks/aarch64-cp311.txt, hash-pinned, in the
+    # release's site/, first on the launcher's PYTHONPATH): numpy, OpenCV, Pillow, gpiozero and
+    # pyserial are the bundle's, never asked of apt, so the two cannot disagree. From apt only:
+    #   python3          /usr/bin/python3 runs every release (the bundle's wheels are built for it)
+    #   python3-venv     the installer's environment below (/opt/kiosk/tools)
+    #   python3-picamera2  the camera: libcamera's Python bindings are built with Raspberry Pi OS's
+    #                    libcamera (no wheel on PyPI) and picamera2 comes with them; found in
+    #                    /usr/lib/python3/dist-packages, after site/. apt pulls python3-numpy and
+    #                    python3-pil in for them; every import still gets the bundle's (site/ first),
+    #                    which is why the Pi lock keeps numpy 1.x (the ABI apt's compiled modules use)
+    #   python3-lgpio    gpiozero's pin driver on Bookworm (the C library liblgpio with its binding;
+    #                    not in the lock)
+    apt-get install -y --no-install-recommends python3 python3-venv python3-picamera2 python3-lgpio \
         cage chromium fonts-noto-cjk systemd espeak-ng alsa-utils
     step "serial port for the maintenance console, not for a login"
     raspi-config nonint do_serial_cons 1

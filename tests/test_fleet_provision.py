@@ -121,3 +121,48 @@ def test_bill_of_materials_is_well_formed():
     assert rows and all(r["item"] and r["qty"].isdigit() and r["part"] for r in rows)
     items = {r["item"] for r in rows}
     assert {"computer", "camera", "LED drivers", "buttons", "printer"} <= items
+
+
+# apt's Python packages provision.sh may name, and the module each puts in /usr/lib/python3/dist-packages
+APT_MODULES = {
+    "python3-numpy": "numpy",
+    "python3-opencv": "cv2",
+    "python3-pil": "PIL",
+    "python3-gpiozero": "gpiozero",
+    "python3-serial": "serial",
+    "python3-lgpio": "lgpio",
+    "python3-picamera2": "picamera2",
+}
+
+
+def _apt_packages() -> list[str]:
+    script = (HW / "provision.sh").read_text().replace("\\\n", " ")
+    lines = [x for x in script.splitlines() if "apt-get install" in x and not x.strip().startswith("#")]
+    assert len(lines) == 1, lines
+    return [w for w in lines[0].split("apt-get install", 1)[1].split() if not w.startswith("-")]
+
+
+def _pi_lock_modules() -> set[str]:
+    """The top-level modules of the distributions the Pi's bundle ships (its lock), as installed here."""
+    import importlib.metadata
+
+    lock = (HW.parent / "locks" / "aarch64-cp311.txt").read_text()
+    dists = {m.group(1).lower().replace("_", "-") for m in re.finditer(r"^([A-Za-z0-9_.-]+)==", lock, re.M)}
+    return {
+        mod
+        for mod, owners in importlib.metadata.packages_distributions().items()
+        if {o.lower().replace("_", "-") for o in owners} & dists
+    }
+
+
+def test_apt_installs_no_python_library_the_bundle_ships():
+    """The release's site/ (hash-pinned, first on the launcher's path) supplies numpy, OpenCV, Pillow,
+    gpiozero and pyserial: apt must not install them by name, so the two never disagree. What stays
+    from apt (picamera2 with libcamera's bindings, lgpio) is not in the lock."""
+    packages = _apt_packages()
+    python = [p for p in packages if p.startswith("python3-") and p != "python3-venv"]
+    assert set(python) <= set(APT_MODULES), "a new python3-* package: add it to APT_MODULES and decide"
+    bundled = _pi_lock_modules()
+    assert {"numpy", "cv2", "PIL", "gpiozero", "serial"} <= bundled  # what the kiosk imports at run time
+    assert not {APT_MODULES[p] for p in python} & bundled, python
+    assert {"python3", "python3-picamera2", "python3-lgpio", "espeak-ng"} <= set(packages)
