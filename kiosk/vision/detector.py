@@ -86,7 +86,13 @@ def mediapipe_letterbox(rgb: np.ndarray, size: int) -> np.ndarray:
     is inverted by OpenCV's LU as warpPerspective does (numpy's inverse differs in the last bits,
     which moves some 1/32 px roundings).
     """
-    h, w = rgb.shape[:2]
+    ints, frac = _letterbox_maps(rgb.shape[1], rgb.shape[0], size)
+    return cv2.remap(rgb, ints, frac, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+@lru_cache(maxsize=8)
+def _letterbox_maps(w: int, h: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """cv2.remap's fixed-point maps (integer pixel, 1/32 fraction) of the letterbox: one per image size."""
     side = float(max(w, h))
     src = cv2.boxPoints(((w / 2.0, h / 2.0), (side, side), 0.0)).astype(np.float32)
     dst = np.float32([[0, size], [0, 0], [size, 0], [size, size]])
@@ -99,7 +105,8 @@ def mediapipe_letterbox(rgb: np.ndarray, size: int) -> np.ndarray:
     lim = np.iinfo(np.int16)
     ints = np.stack([fx >> INTER_BITS, fy >> INTER_BITS], axis=-1).clip(lim.min, lim.max).astype(np.int16)
     frac = ((fy & (INTER_TAB - 1)) * INTER_TAB + (fx & (INTER_TAB - 1))).astype(np.uint16)
-    return cv2.remap(rgb, ints, frac, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    ints.flags.writeable = frac.flags.writeable = False
+    return ints, frac
 
 
 def decode(
