@@ -22,6 +22,7 @@ class LiveLoop:
     # others, also a second person standing further back that the short-range detector misses)
     COUNT_EVERY = 10
     LOOK_EVERY = 3  # frames between readings of the head covering and the sharpness (10 Hz at 30 fps)
+    GLARE_EVERY = 9  # frames between glare readings on glasses (3.3 Hz: the prompt waits 0.5 s anyway)
 
     def __init__(self, analyzer: Any, rules: Rules, lights: Any | None = None):
         self.analyzer, self.base_rules, self.lights = analyzer, rules, lights
@@ -86,6 +87,7 @@ class LiveLoop:
         them only where the check would, and says nothing of glasses to a face without them."""
         seen = detect_glasses(rgb, face.eye_centers)
         self.glasses = None if seen is None else seen.worn
-        self.glare = None
-        if self.glasses:
+        if not self.glasses:
+            self.glare = None
+        elif self.glare is None or (self.n - 1) % self.GLARE_EVERY == 0:  # the measure costs ~5 ms
             self.glare = glasses_glare(align_face(rgb, face.landmarks, face.eye_centers)).fraction
