@@ -127,6 +127,13 @@ def test_a_reflection_on_a_real_lens_gets_the_glare_message(tools, analyzer, nam
         assert (c.message_zh, c.message_en) == FAIL
 
 
+def test_the_white_wall_seen_past_a_real_lens_is_no_reflection(tools):
+    """compreface_face_2: his head turned, the outer edge of a lens lies over the white background;
+    the lens area stops at the face oval, so only light on the face counts."""
+    c = tools.check(_path("compreface_face_2"), "id_card").get("glasses_glare")
+    assert c.details["glasses"] is True and c.passed and c.value == 0.0
+
+
 @pytest.mark.parametrize("name", NOT_WEARERS)
 def test_a_man_without_glasses_is_never_told_about_glasses(tools, analyzer, name):
     rgb = load_image(_path(name))

@@ -317,11 +317,14 @@ def lens_regions(face: AlignedFace) -> tuple[np.ndarray, np.ndarray]:
     """Where a spectacle lens lies over each eye: an ellipse from the lower eyebrow to the upper cheek
     and from beyond the outer eye corner to short of the nose bridge (image-left eye first).
 
-    Sized in inter-eye distances of the aligned crop, so it covers typical frames without glasses
-    having to be detected; it does not reach the forehead, the nose tip or the background.
+    Sized in inter-eye distances of the aligned crop, so it covers typical frames; it does not
+    reach the forehead or the nose tip, and it stops at the face oval: on a turned head the
+    outer lens lies over the background, whose white (a studio wall) is no reflection.
     """
     h, w = face.rgb.shape[:2]
     lm = face.landmarks
+    oval = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(oval, [np.round(lm[list(FACE_OVAL)]).astype(np.int32)], 1)
     out = []
     for (outer, inner), brow in zip(EYE_CORNERS, BROWS_LOWER, strict=True):
         xo, xi = lm[outer, 0], lm[inner, 0]
@@ -333,7 +336,7 @@ def lens_regions(face: AlignedFace) -> tuple[np.ndarray, np.ndarray]:
         centre = (round((x_out + x_in) / 2), round((top + bottom) / 2))
         axes = (max(1, round(abs(x_in - x_out) / 2)), max(1, round((bottom - top) / 2)))
         cv2.ellipse(mask, centre, axes, 0, 0, 360, 1, -1)
-        out.append(mask.astype(bool))
+        out.append((mask & oval).astype(bool))
     return out[0], out[1]
 
 
