@@ -66,11 +66,21 @@ def run(
     return times, landmarks, load_s
 
 
+def pace(tick: float, period: float) -> float:
+    """Wait for the next frame of a camera delivering one every ``period`` s (0: no wait)."""
+    if period <= 0:
+        return tick
+    tick = max(tick + period, time.perf_counter())
+    time.sleep(max(0.0, tick - time.perf_counter()))
+    return tick
+
+
 def serve(mp, frames: list[np.ndarray], refine: bool) -> None:
     """Answer timing requests on stdin, one JSON line each on stdout, for interleaved benchmarks.
 
-    ``chunk A B``: process frames[A:B] with the current video-mode FaceMesh (the stream goes on
-    where it was) and reply per-frame wall and CPU milliseconds; ``reset``: a new FaceMesh (a
+    ``chunk A B [FPS]``: process frames[A:B] with the current video-mode FaceMesh (the stream goes
+    on where it was), frames paced as a camera at FPS when given, and reply per-frame wall and CPU
+    milliseconds; ``reset``: a new FaceMesh (a
     new stream); ``landmarks PATH``: save the last landmarks of every frame, (N, 468, 2) .npy.
     The caller alternates chunks of its own pipeline with these, so that load from other
     processes on a shared machine falls on both alike.
@@ -89,7 +99,10 @@ def serve(mp, frames: list[np.ndarray], refine: bool) -> None:
         reply: dict = {"ok": True}
         if cmd == "chunk":
             ms, cpu = [], []
+            period = 1.0 / float(args[2]) if len(args) > 2 and float(args[2]) > 0 else 0.0
+            tick = time.perf_counter()
             for k in range(int(args[0]), int(args[1])):
+                tick = pace(tick, period)
                 t, c = time.perf_counter(), time.process_time()
                 result = mesh.process(frames[k])
                 ms.append((time.perf_counter() - t) * 1000.0)
