@@ -172,7 +172,10 @@ class PhotoTools:
 
 def _source_framing(report: CheckReport, placement, profile: Profile) -> None:
     """head_in_frame of a made photo is judged on the source too (the output's own edges cannot
-    show a head the composer already cut flat): the source's failure replaces the output's pass."""
+    show a head the composer already cut flat): the source's failure replaces the output's pass.
+    When the source holds the whole head with room above it and only the photo cuts the hair, the
+    hair is taller than the document's frame allows at its eye line: said so ("too_tall"), since
+    "leave space above the head" would send the citizen to retake the same photo."""
     own = report.get("head_in_frame")
     w, h = profile.size
     src = head_in_frame(placement.contact, profile, w, h)
@@ -181,6 +184,8 @@ def _source_framing(report: CheckReport, placement, profile: Profile) -> None:
         report.checks.insert(1, src)
     elif own.passed and not src.passed:
         report.checks[report.checks.index(own)] = src
+    elif not own.passed and src.passed and src.outcome == "pass":
+        own.outcome = "too_tall"
 
 
 def _background(profile: Profile, background: str | None) -> Color | None:
