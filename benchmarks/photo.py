@@ -5,8 +5,10 @@
 
 Inputs are made from a bundled fixture face: a 12-megapixel still (4056x3040, the Pi HQ camera's
 size, JPEG as the camera writes it) with a head as large as the kiosk frames it, and a 640x480
-frame; and the same still as an array, as the session hands it over (PhotoMaker.make). Models
-load once (as in the service); the goal is under 0.5 s for the still.
+frame; and the same still as an array, as the session hands it over (PhotoMaker.make), which
+must reach the file's verdict (array_agrees_with_file). Models load once (as in the service); the
+goal is under 0.5 s for the still. The load average is printed with the figures: on a shared
+machine compare CPU times (median_cpu_s) and ratios measured in the same process.
 """
 
 from __future__ import annotations
