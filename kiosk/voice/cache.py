@@ -74,7 +74,7 @@ class WavCache:
         jobs = [(i, lang, slow) for slow in speeds for lang in langs for i in ids]
 
         def run() -> None:
-            self._convert_missing(jobs)
+            self.convert_missing(jobs)
             keep = set()
             for id_, lang, slow in jobs:
                 path = self.get(id_, lang, slow)
@@ -90,8 +90,10 @@ class WavCache:
         self._thread.start()
         return self._thread
 
-    def _convert_missing(self, jobs: list[tuple[str, str, bool]]) -> None:
+    def convert_missing(self, jobs: Iterable[tuple[str, str, bool]]) -> None:
         """The Mandarin texts still to render go to pinyin in one child process, not one per WAV."""
+        if not self.renderer.available or "zh" not in self.renderer.languages:
+            return  # nothing Mandarin will be rendered (render says why)
         texts = []
         for id_, lang, slow in jobs:
             try:

@@ -108,6 +108,8 @@ class Output:
         cut.reverse()
         busy_until = -1.0
         timeline: list[tuple[Part, Path, float, float]] = []  # part, wav, start, seconds heard
+        # the Mandarin still to render goes to pinyin in one child process, not one per WAV
+        self.cache.convert_missing((p.id, p.lang, p.slow) for p in self.heard)
         for part, cut_at in zip(self.heard, cut, strict=True):
             start = max(part.t, busy_until) if not part.interrupt else part.t
             if start >= cut_at:
