@@ -144,6 +144,15 @@ def test_a_group_photo_fails_single_face_and_the_count_is_mediapipes(tools, anal
         assert list(d.box) == pytest.approx(f["box"], abs=1.0)
     c = tools.check(_path(name), "id_card").get("single_face")
     assert c.passed is False and c.value >= 2 and c.outcome == "many"
+    assert c.value == analyzer.count_faces(rgb)  # the still counts what live guidance counts
+
+
+def test_a_face_the_mesh_cannot_follow_still_counts(analyzer):
+    """The poster's 30 px faces: all four are detected, the mesh rejects one; it is still a face."""
+    rgb = analyze_file(analyzer, _path("many_faces"))[1]
+    analysis = analyzer.analyze(rgb)
+    assert analysis.unmeshed >= 1
+    assert len(analysis.faces) + analysis.unmeshed == len(_mediapipe_faces("many_faces"))
 
 
 def test_on_every_real_photo_the_full_range_faces_are_mediapipes(analyzer):

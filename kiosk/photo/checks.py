@@ -90,7 +90,7 @@ def evaluate(
     t = profile.thresholds
     h, w = rgb.shape[:2]
     results: list[CheckResult] = []
-    n = len(analysis.faces)
+    n = len(analysis.faces) + analysis.unmeshed  # every face in view, as live guidance counts them
     results.append(
         CheckResult("single_face", n, 1, n == 1, "pass" if n == 1 else ("none" if n == 0 else "many"))
     )

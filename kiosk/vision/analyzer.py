@@ -79,13 +79,16 @@ class FaceAnalyzer:
         ``full_range=False`` runs the short-range detector only, as MediaPipe's FaceMesh does."""
         use_iris = self.config.iris if iris is None else iris
         faces = []
-        for det in self.detect_all(rgb, full_range):
+        dets = self.detect_all(rgb, full_range)
+        for det in dets:
             face = self._face(rgb, roi_from_detection(det), det, use_iris)
             if face is not None:
                 face.glasses = detect_glasses(rgb, face.eye_centers)  # stills only: 2-3 ms
                 faces.append(face)
         faces.sort(key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
-        return Analysis(width=rgb.shape[1], height=rgb.shape[0], faces=faces)
+        # a detected face the mesh rejects (a 30 px face behind) still counts, as live guidance counts it
+        unmeshed = len(dets) - len(faces)
+        return Analysis(width=rgb.shape[1], height=rgb.shape[0], faces=faces, unmeshed=unmeshed)
 
     def tracking_models(self) -> tuple[FaceMesh, IrisModel]:
         """The tracked path's interpreters: the mesh on the caller's thread and the iris model on the
@@ -247,7 +250,7 @@ def rescale(analysis: Analysis, factor: float, width: int, height: int) -> Analy
         face = describe(lm, f.presence, det, (width, height), eyes)
         face.glasses = f.glasses  # measured on the analysed copy: a verdict, not coordinates
         faces.append(face)
-    return Analysis(width=width, height=height, faces=faces, scale=1.0 / factor)
+    return Analysis(width=width, height=height, faces=faces, scale=1.0 / factor, unmeshed=analysis.unmeshed)
 
 
 def load_for_analysis(source: str | Path | bytes, max_side: int) -> tuple[np.ndarray, int, int]:

@@ -66,3 +66,4 @@ class Analysis:
     height: int
     faces: list[Face] = field(default_factory=list)
     scale: float = 1.0  # analysed copy size / input size (1.0 when not downscaled)
+    unmeshed: int = 0  # faces in view the mesh could not follow (a 30 px face behind): counted, not measured
