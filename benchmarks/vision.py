@@ -11,7 +11,8 @@ each eye's eyelid contour, aperture and open/closed) is compared with MediaPipe'
 refine_landmarks=True, the mode that follows the eyelids too (its attention mesh), timed in
 alternating chunks (see ``interleaved_eyes``): ``eye_state`` with frames back to back (the
 headline ratio, ``eyes_speedup_vs_mediapipe_refine_video``), ``eye_state_paced`` with frames
-paced as a 30 fps camera delivers them; a one-line summary of each goes to stderr.
+paced as a 30 fps camera delivers them; ``ours_serial`` is the same work with the eye read on
+the caller's thread (does the second thread pay?); a one-line summary of each goes to stderr.
 MediaPipe 0.10.21 cannot share a process with numpy 2, so it runs the identical frames in its own
 virtualenv (benchmarks/mediapipe_facemesh.py) and the ratio of the two medians is reported.
 Also: model load time, and landmark agreement with MediaPipe's video mode when it is available.
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +132,34 @@ class _Reference:
         self.log.close()
 
 
+class _Inline:
+    """An executor that runs the call at once on the caller's thread."""
+
+    def submit(self, fn, *args) -> Future:
+        done: Future = Future()
+        done.set_result(fn(*args))
+        return done
+
+
+class _SerialEyes(FaceAnalyzer):
+    """The same tracked pipeline with the eye read on the caller's thread: does the second pay?"""
+
+    def _pool(self) -> _Inline:  # type: ignore[override]
+        return _Inline()
+
+
+def _count_invokes(analyzer: FaceAnalyzer, invokes: dict) -> None:
+    """Count the tracked mesh's and iris model's runs while ``invokes["counting"]`` is set."""
+    for key, m in zip(("mesh", "iris"), analyzer.tracking_models(), strict=True):
+        real = m.model.run_uint8
+
+        def run(*a, _real=real, _key=key, **k):
+            invokes[_key] += invokes["counting"]
+            return _real(*a, **k)
+
+        m.model.run_uint8 = run
+
+
 def interleaved_eyes(
     frames: list[np.ndarray],
     python: str,
@@ -138,95 +168,102 @@ def interleaved_eyes(
     chunk: int = 20,
     warmup: int = 10,
     fps: float = 0.0,
+    serial: bool = False,
 ) -> dict:
     """The live pipeline with eye state against FaceMesh(refine_landmarks=True), chunk by chunk in turn.
 
     Both follow the whole stream as a video (ours: ``FaceAnalyzer.track`` with the kiosk's vision
     config, as kiosk/capture/live.py calls it; MediaPipe: video mode in its own process). Chunks of
-    ``chunk`` frames alternate between the two, the order swapped every chunk, so that the load of
-    a shared machine falls on both alike; each round restarts both streams. Per-frame wall and
-    CPU time (all threads of each process); the first ``warmup`` frames of a round are left out.
-    ``fps`` > 0 paces both sides' frames as a camera does (the kiosk's live loop waits for each
-    frame): on a busy machine a process that sleeps between frames is scheduled sooner when it
-    wakes, so back-to-back frames (``fps`` 0) and paced ones tell different parts of the story.
+    ``chunk`` frames go to each in turn, the order rotated every chunk, so that the load of a
+    shared machine falls on all alike; each round restarts the streams. Per-frame wall and CPU
+    time (all threads of each process); the first ``warmup`` frames of a round are left out.
+    ``fps`` > 0 paces every side's frames as a camera does (the kiosk's live loop waits for each
+    frame); on a busy machine back-to-back frames (``fps`` 0) and paced ones do not tell the same.
+    ``serial`` adds ``ours_serial`` to the turns: the same work with the eye read on one thread.
     """
     ref = _Reference(python, len(frames), refine=True)
-    analyzer = FaceAnalyzer(VisionConfig(num_threads=threads))
-    analyzer.tracking_models()  # loaded before timing, as the service loads them
-    invokes = {"mesh": 0, "iris": 0, "counting": False}  # model runs on timed frames
-
-    def counted(model, key: str) -> None:
-        real = model.run_uint8
-
-        def run(*a, **k):
-            invokes[key] += invokes["counting"]
-            return real(*a, **k)
-
-        model.run_uint8 = run
-
-    for key, m in zip(("mesh", "iris"), analyzer.tracking_models(), strict=True):
-        counted(m.model, key)
+    cfg = VisionConfig(num_threads=threads)
+    analyzers = {"ours": FaceAnalyzer(cfg)} | ({"ours_serial": _SerialEyes(cfg)} if serial else {})
+    invokes = {"mesh": 0, "iris": 0, "counting": False}  # the live pipeline's model runs, timed frames
+    _count_invokes(analyzers["ours"], invokes)  # (this loads the tracking models before timing)
+    for a in analyzers.values():
+        a.tracking_models()
+    sides = [*analyzers, "mediapipe_refine_landmarks"]
+    times: dict[str, dict[str, list[float]]] = {k: {"ms": [], "cpu": []} for k in sides}
+    per_chunk: dict[str, list[float]] = {k: [] for k in analyzers}
     load = [round(v, 2) for v in os.getloadavg()]
-    ours: dict[str, list[float]] = {"ms": [], "cpu": []}
-    theirs: dict[str, list[float]] = {"ms": [], "cpu": []}
-    per_chunk, lm = [], np.full((len(frames), 468, 2), np.nan)
-    timed_frames = 0
+    lm, timed_frames = np.full((len(frames), 468, 2), np.nan), 0
+    period = 1.0 / fps if fps > 0 else 0.0
     try:
         for r in range(rounds):
-            analyzer.reset()
+            for a in analyzers.values():
+                a.reset()
             if r:
                 ref.ask("reset")
             for ci, a in enumerate(range(0, len(frames), chunk)):
                 b = min(a + chunk, len(frames))
                 keep = slice(max(0, warmup - a), None)
-                for side in (0, 1) if (ci + r) % 2 == 0 else (1, 0):
-                    if side == 1:
-                        got = ref.ask(f"chunk {a} {b} {fps}")
-                        mp_ms, mp_cpu = got["ms"][keep], got["cpu"][keep]
+                turn = (ci + r) % len(sides)
+                got: dict[str, tuple[list[float], list[float]]] = {}
+                for side in sides[turn:] + sides[:turn]:
+                    if side not in analyzers:
+                        reply = ref.ask(f"chunk {a} {b} {fps}")
+                        got[side] = reply["ms"][keep], reply["cpu"][keep]
                         continue
-                    my_ms, my_cpu = [], []
-                    tick = time.perf_counter()
+                    ms, cpu, tick = [], [], time.perf_counter()
                     for k in range(a, b):
-                        tick = pace(tick, 1.0 / fps if fps > 0 else 0.0)
-                        invokes["counting"] = k >= warmup
-                        timed_frames += k >= warmup
+                        tick = pace(tick, period)
+                        live = side == "ours" and k >= warmup
+                        invokes["counting"] = live
+                        timed_frames += live
                         t, c = time.perf_counter(), time.process_time()
-                        faces = analyzer.track(frames[k]).faces
-                        my_ms.append((time.perf_counter() - t) * 1000)
-                        my_cpu.append((time.process_time() - c) * 1000)
-                        lm[k] = faces[0].landmarks[:, :2] if faces else np.nan
-                    my_ms, my_cpu = my_ms[keep], my_cpu[keep]
-                if not my_ms:
+                        faces = analyzers[side].track(frames[k]).faces
+                        ms.append((time.perf_counter() - t) * 1000)
+                        cpu.append((time.process_time() - c) * 1000)
+                        if side == "ours":
+                            lm[k] = faces[0].landmarks[:, :2] if faces else np.nan
+                    got[side] = ms[keep], cpu[keep]
+                if not got["ours"][0]:
                     continue
-                ours["ms"] += my_ms
-                ours["cpu"] += my_cpu
-                theirs["ms"] += mp_ms
-                theirs["cpu"] += mp_cpu
-                per_chunk.append(float(np.median(mp_ms) / np.median(my_ms)))
+                for side, (ms, cpu) in got.items():
+                    times[side]["ms"] += ms
+                    times[side]["cpu"] += cpu
+                mp_median = np.median(got["mediapipe_refine_landmarks"][0])
+                for side in analyzers:
+                    per_chunk[side].append(float(mp_median / np.median(got[side][0])))
         with tempfile.TemporaryDirectory() as tmp:
             ref.ask(f"landmarks {Path(tmp) / 'lm.npy'}")
             ref_lm = np.load(Path(tmp) / "lm.npy")
     finally:
         ref.close()
-    ours_s = {"ms_per_frame": stats(ours["ms"]), "cpu_ms_per_frame": stats(ours["cpu"])}
-    theirs_s = {"ms_per_frame": stats(theirs["ms"]), "cpu_ms_per_frame": stats(theirs["cpu"])}
-    q = np.percentile(per_chunk, [25, 50, 75])
-    return {
-        "method": f"interleaved chunks of {chunk} frames, {rounds} rounds, both following the stream, "
+    summary = {
+        k: {"ms_per_frame": stats(v["ms"]), "cpu_ms_per_frame": stats(v["cpu"])} for k, v in times.items()
+    }
+    theirs = summary["mediapipe_refine_landmarks"]
+    out: dict = {
+        "method": f"chunks of {chunk} frames in turn, {rounds} rounds, each side following the stream, "
         + (f"frames paced at {fps:g} fps" if fps > 0 else "frames back to back"),
         "num_threads": threads,
         "iris_invokes_per_frame": round(invokes["iris"] / max(timed_frames, 1), 3),
         "mesh_invokes_per_frame": round(invokes["mesh"] / max(timed_frames, 1), 3),
-        "ours": ours_s,
-        "mediapipe_refine_landmarks": theirs_s | {"version": ref.ready.get("version")},
-        "speedup_wall": round(theirs_s["ms_per_frame"]["median"] / ours_s["ms_per_frame"]["median"], 2),
-        "speedup_cpu": round(
-            theirs_s["cpu_ms_per_frame"]["median"] / ours_s["cpu_ms_per_frame"]["median"], 2
-        ),
-        "speedup_wall_per_chunk": {"p25": round(q[0], 2), "median": round(q[1], 2), "p75": round(q[2], 2)},
-        "landmark_error_vs_mediapipe_refine": _nme(lm, ref_lm),
-        "load_average_1_5_15min": {"start": load, "end": [round(v, 2) for v in os.getloadavg()]},
+        **summary,
     }
+    out["mediapipe_refine_landmarks"]["version"] = ref.ready.get("version")
+    for side in analyzers:
+        prefix = "" if side == "ours" else "serial_"
+        mine, q = summary[side], np.percentile(per_chunk[side], [25, 50, 75])
+        out[prefix + "speedup_wall"] = round(
+            theirs["ms_per_frame"]["median"] / mine["ms_per_frame"]["median"], 2
+        )
+        out[prefix + "speedup_cpu"] = round(
+            theirs["cpu_ms_per_frame"]["median"] / mine["cpu_ms_per_frame"]["median"], 2
+        )
+        out[prefix + "speedup_wall_per_chunk"] = {
+            k: round(v, 2) for k, v in zip(("p25", "median", "p75"), q, strict=True)
+        }
+    out["landmark_error_vs_mediapipe_refine"] = _nme(lm, ref_lm)
+    out["load_average_1_5_15min"] = {"start": load, "end": [round(v, 2) for v in os.getloadavg()]}
+    return out
 
 
 def _nme(lm: np.ndarray, ref_lm: np.ndarray) -> dict:
@@ -234,6 +271,16 @@ def _nme(lm: np.ndarray, ref_lm: np.ndarray) -> dict:
     iod = np.linalg.norm(ref_lm[:, 263] - ref_lm[:, 33], axis=1)
     err = np.nanmean(np.linalg.norm(lm - ref_lm, axis=2), axis=1) / iod
     return {"mean_nme": round(float(np.nanmean(err)), 4), "max_nme": round(float(np.nanmax(err)), 4)}
+
+
+def _serial_note(eyes: dict) -> str:
+    if "ours_serial" not in eyes:
+        return ""
+    serial = eyes["ours_serial"]
+    return (
+        f"; the eye read on the same thread instead: {serial['ms_per_frame']['median']:.2f} ms "
+        f"({serial['cpu_ms_per_frame']['median']:.2f} ms CPU), {eyes['serial_speedup_wall']:.2f}x"
+    )
 
 
 def main() -> int:
@@ -251,6 +298,9 @@ def main() -> int:
         type=int,
         default=VisionConfig().num_threads,
         help="vision num_threads (the kiosk's default)",
+    )
+    ap.add_argument(
+        "--no-serial", action="store_true", help="leave out the eye read on one thread (ours_serial)"
     )
     ap.add_argument(
         "--fps", type=float, default=30.0, help="camera rate of the paced eye-state comparison (0: skip it)"
@@ -314,7 +364,13 @@ def main() -> int:
         modes = [("eye_state", 0.0)] + ([("eye_state_paced", args.fps)] if args.fps > 0 else [])
         for key, fps in modes:
             eyes = interleaved_eyes(
-                frames, args.reference_python, args.threads, max(1, args.rounds), args.chunk, fps=fps
+                frames,
+                args.reference_python,
+                args.threads,
+                max(1, args.rounds),
+                args.chunk,
+                fps=fps,
+                serial=not args.no_serial,
             )
             result[key] = eyes
             o, m = eyes["ours"], eyes["mediapipe_refine_landmarks"]
@@ -326,7 +382,8 @@ def main() -> int:
                 f"(per chunk {eyes['speedup_wall_per_chunk']['p25']:.2f}-"
                 f"{eyes['speedup_wall_per_chunk']['p75']:.2f}), {eyes['speedup_cpu']:.2f}x CPU; NME "
                 f"{eyes['landmark_error_vs_mediapipe_refine']['mean_nme']:.2%}; load average "
-                f"{eyes['load_average_1_5_15min']['start'][0]:.1f}-{eyes['load_average_1_5_15min']['end'][0]:.1f}",
+                f"{eyes['load_average_1_5_15min']['start'][0]:.1f}-{eyes['load_average_1_5_15min']['end'][0]:.1f}"
+                + _serial_note(eyes),
                 file=sys.stderr,
             )
         result["eyes_speedup_vs_mediapipe_refine_video"] = result["eye_state"]["speedup_wall"]
