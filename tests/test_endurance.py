@@ -163,19 +163,21 @@ def test_over_the_ceiling_the_service_finishes_the_session_then_exits_for_a_rest
 
 
 @pytest.mark.slow
-def test_twenty_sessions_through_kiosk_run_stay_flat(tmp_path, capsys):
+def test_twenty_five_sessions_through_kiosk_run_stay_flat(tmp_path, capsys):
     """benchmarks/endurance.py on the real service: one number per session and in the store,
     descriptors and threads flat, no RSS growth beyond a generous bound once warm (the first ten
-    sessions fill the printer's kept slips and glibc's arenas; the 300-session figure is the
-    benchmark's, in the README)."""
+    sessions fill the printer's kept slips and glibc's arenas; the 150- and 300-session figures are
+    the benchmark's, in the README). Fifteen sessions in the slope, not ten: RSS moves in steps of
+    1-2 MB at idle (pages of glibc's arenas, Python's heap flat under tracemalloc), and one such step
+    in ten sessions alone made a slope of 0.21."""
     import endurance
 
     out = tmp_path / "e.json"
-    code = endurance.main(["--sessions", "20", "--warmup", "10", "--out", str(out)])
+    code = endurance.main(["--sessions", "25", "--warmup", "10", "--out", str(out)])
     res = json.loads(out.read_text())
     rows = res.pop("rows")
-    assert code == 0 and res["error"] is None and res["sessions"] == 20, res
-    assert res["one_number_per_session"] and res["store_matches"] and res["store"]["numbers"] == 20
+    assert code == 0 and res["error"] is None and res["sessions"] == 25, res
+    assert res["one_number_per_session"] and res["store_matches"] and res["store"]["numbers"] == 25
     assert res["fds"][1] - res["fds"][0] <= 1, res
     assert res["threads"][1] - res["threads"][0] <= 1, res
     # before the fixes: 1.0 MB per session over these sessions (every slip and LED state kept)
