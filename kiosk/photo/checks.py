@@ -20,6 +20,7 @@ from kiosk.photo.results import CheckResult
 from kiosk.vision.accessories import head_covering
 from kiosk.vision.accessories import rules as covering_rules
 from kiosk.vision.glasses import detect_glasses
+from kiosk.vision.hair import rules as crown_rules
 from kiosk.vision.types import Analysis, Face
 
 FACE_CHECKS = (
@@ -146,6 +147,10 @@ def evaluate(
 
     results += _background_checks(rgb, person, profile, geo, k)
     results.append(_resolution(full_size, profile))
+    # a file's own pixels against the profile's: the enlargement it needs to reach the profile's size
+    results.append(
+        source_resolution_check(max(profile.size[0] / full_size[0], profile.size[1] / full_size[1]), profile)
+    )
     if file_bytes is not None:
         results.append(_file_size(file_bytes, profile))
     for r in results:
@@ -170,16 +175,19 @@ def head_in_frame(contact: EdgeContact | None, profile: Profile, width: int, hei
 
 
 def _head_covering(rgb: np.ndarray, face: Face) -> CheckResult:
-    """A hat, cap, hood or helmet over the forehead (kiosk.vision.accessories; limits in its data).
-
-    Only what covers the forehead counts, so a religious head covering that leaves the whole face
-    visible (forehead, brows, cheeks, chin) passes in every profile.
+    """A hat, cap, hood or helmet (kiosk.vision.accessories and .hair; limits in their data): over
+    the forehead by its colour, or around the crown by the hair model. A religious head covering
+    that wraps the face and leaves the whole face visible (forehead, brows, cheeks, chin) passes in
+    every profile.
     """
-    hc = head_covering(rgb, face.landmarks, face.eye_centers)
-    threshold = {"forehead_skin_min": covering_rules().covered_below}
+    hc = head_covering(rgb, face.landmarks, face.eye_centers, crown=True)
+    threshold = {"forehead_skin_min": covering_rules().covered_below, "crown_max": crown_rules().covered_min}
     if hc is None:
         return _unmeasured("head_covering", threshold)
-    details = {"hair": hc.hair}
+    details: dict = {"hair": hc.hair}
+    if hc.crown is not None:
+        details["crown"] = round(hc.crown.crown, 3)
+        details["wrap"] = round(hc.crown.wrap, 3)
     return CheckResult(
         "head_covering",
         hc.forehead_skin,
@@ -317,6 +325,14 @@ def _resolution(size: tuple[int, int], profile: Profile) -> CheckResult:
     (w, h), (w0, h0), (w1, h1) = size, profile.size, profile.size_max
     ok = w0 <= w <= w1 and h0 <= h <= h1 and abs(w * h0 - h * w0) <= max(w0, h0)  # same aspect within 1 px
     return CheckResult("resolution", [w, h], {"min": [w0, h0], "max": [w1, h1]}, ok, "pass" if ok else "fail")
+
+
+def source_resolution_check(enlargement: float, profile: Profile) -> CheckResult:
+    """Photo pixels per source pixel: a face enlarged beyond the limit is soft (fine detail the
+    source never had), and a platform reviewer refuses it although every other check passes."""
+    limit = profile.thresholds["source_enlargement_max"]
+    ok = enlargement <= limit
+    return CheckResult("source_resolution", enlargement, limit, ok, "pass" if ok else "too_small")
 
 
 def byte_range(profile: Profile) -> tuple[int, int]:

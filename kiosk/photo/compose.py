@@ -41,10 +41,12 @@ class Placement:
     intended: dict[str, float] = field(default_factory=dict)  # rule -> value the photo should measure
     contact: EdgeContact | None = None  # the person at the source's edge (head_in_frame)
     margin: float = 0.0  # photo pixels the head must keep from the source's edge
+    enlargement: float | None = None  # photo pixels per pixel of the source file (set by the service)
 
     def to_json(self) -> dict:
         return {
             "scale": round(self.scale, 4),
+            "enlargement": None if self.enlargement is None else round(self.enlargement, 4),
             "level_degrees": round(self.level_degrees, 2),
             "hair_top": None if self.hair_top is None else round(self.hair_top, 1),
             "conflicts": list(self.conflicts),

@@ -46,6 +46,7 @@ THRESHOLD_KEYS = {
     "head_in_frame_touch_max": float,
     "background_off_color_max": float,
     "background_color_tolerance": float,
+    "source_enlargement_max": float,
 }
 SEVERITIES = ("error", "warning")
 

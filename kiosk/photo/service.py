@@ -15,7 +15,7 @@ import numpy as np
 
 from kiosk.config import VisionConfig
 from kiosk.errors import InputError, KioskError
-from kiosk.photo.checks import byte_range, evaluate, head_in_frame
+from kiosk.photo.checks import byte_range, evaluate, head_in_frame, source_resolution_check
 from kiosk.photo.compose import Calibration, choose_scale, compose
 from kiosk.photo.encode import encode_in_range
 from kiosk.photo.measures import face_geometry
@@ -156,9 +156,12 @@ class PhotoTools:
         calib = Calibration()
         for _ in range(MAX_ATTEMPTS):
             comp = compose(rgb, analysis.faces[0], profile, self.segmenter, color, calib, self.cutout)
+            # photo pixels per pixel of the source itself (rgb may be a reduced copy of it)
+            comp.placement.enlargement = comp.placement.scale * rgb.shape[1] / source_size[0]
             enc = encode_in_range(comp.image, *byte_range(profile), profile.dpi)
             report = self.check(enc.data, profile)  # the output is judged from its bytes, decoded again
             _source_framing(report, comp.placement, profile)
+            _source_resolution(report, comp.placement.enlargement, profile)
             misses = sum(1 for c in report.checks if c.id in GEOMETRY_IDS and not c.passed)
             if best is None or misses < best_misses:
                 best = PhotoResult(enc.data, report, enc, comp.placement, source_size)
@@ -188,6 +191,19 @@ def _source_framing(report: CheckReport, placement, profile: Profile) -> None:
         own.outcome = "too_tall"
 
 
+def _source_resolution(report: CheckReport, enlargement: float, profile: Profile) -> None:
+    """source_resolution of a made photo is judged on the source: the finished file is the
+    profile's size whatever detail went into it, so a face the composer had to enlarge beyond the
+    profile's limit (a small upload, a face far away) fails in place of the file's pass."""
+    own = report.get("source_resolution")
+    src = source_resolution_check(enlargement, profile)
+    src.severity = profile.severity.get("source_resolution", "error")
+    if own is None:
+        report.checks.append(src)
+    elif own.passed and not src.passed:
+        report.checks[report.checks.index(own)] = src
+
+
 def _background(profile: Profile, background: str | None) -> Color | None:
     """The profile's background colour of that id (None: the profile's first); unknown ids refused."""
     if background is None:
@@ -200,12 +216,15 @@ def _background(profile: Profile, background: str | None) -> Color | None:
 
 
 def _one_face(analysis: Analysis) -> None:
-    n = len(analysis.faces)
-    if n != 1:
-        if n == 0:
-            raise PhotoError("no face found", code="error.no_face")
+    """One person in view, counted as single_face and live guidance count: every face the
+    detectors find, also one the mesh rejects (a small face behind), so make-photo never composes
+    a photo that its own check would refuse for a second face."""
+    n = len(analysis.faces) + analysis.unmeshed
+    if n > 1:
         many = f"{n} faces found: only one person may be in the photo"
         raise PhotoError(many, code="error.many_faces", n=n)
+    if not analysis.faces:  # nothing in view, or one face the mesh cannot follow: nothing to place
+        raise PhotoError("no face found", code="error.no_face")
 
 
 def _geometry_measures(report: CheckReport, profile: Profile) -> dict[str, float | None]:
