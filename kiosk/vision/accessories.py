@@ -14,23 +14,26 @@ nor of the fringe's colour (a white bucket hat over a black fringe), the fringe 
 In a grey photo hair and hat cannot be told apart by colour, and a forehead outside the image
 cannot be read: both are "not measured" rather than guessed.
 
-Limits (tests/test_real_photos.py measures them on real photos): a hat worn high on the head
-(the forehead bare: a beanie, a top hat, a straw hat) is not seen, nor a black or brown hat, a
-hood over curls or a balaclava (its knit is taken for the face's skin); white or grey hair, or
-dyed hair, combed over the forehead reads as a hat.
+Limits of the colour rule alone (tests/test_real_photos.py measures them on real photos): a hat
+worn high on the head (the forehead bare: a beanie, a top hat, a straw hat) is not seen, nor a
+black or brown hat, a hood over curls or a balaclava (its knit is taken for the face's skin);
+white or grey hair, or dyed hair, combed over the forehead reads as a hat. On stills the crown is
+also read with the hair model (``crown=True``, kiosk.vision.hair), which finds most of those.
 """
 
 from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from kiosk.vision.hair import Crown, crown_covering
+from kiosk.vision.hair import rules as crown_rules
 from kiosk.vision.mesh import BROWS, FOREHEAD
 
 DATA = Path(__file__).parent / "data" / "accessories.toml"
@@ -76,9 +79,34 @@ class HeadCovering:
     hair: bool | None  # when the forehead is covered: whether by something hair-coloured (a fringe)
     covered: bool  # a head covering: the forehead covered by what is not hair, or a fringe under a hat
     covering_lab: tuple[float, float, float] | None = None  # median CIELAB (OpenCV 8-bit scale) of it
+    crown: Crown | None = None  # the hair model's reading of the head above the brows (stills)
+    forehead_covered: bool | None = None  # the colour rule's own verdict, before the crown is read
 
     def to_json(self) -> dict:
-        return {"forehead_skin": round(self.forehead_skin, 3), "hair": self.hair, "covered": self.covered}
+        out = {"forehead_skin": round(self.forehead_skin, 3), "hair": self.hair, "covered": self.covered}
+        if self.crown is not None:
+            out["crown"] = self.crown.to_json()
+        return out
+
+
+def head_covering(
+    rgb: np.ndarray, landmarks: np.ndarray, eye_centers: np.ndarray, crown: bool = False
+) -> HeadCovering | None:
+    """Whether a hat, cap, hood or band covers the head; None when not measurable.
+
+    The forehead's colour always; with ``crown`` also the hair model around the crown (about 60 ms
+    CPU): a covering above the brows that is neither hair nor skin is a hat, unless it wraps the
+    face beside the cheeks while the forehead is bare (a religious head covering, face visible).
+    """
+    hc = _forehead_covering(rgb, landmarks, eye_centers)
+    if hc is None or not crown:
+        return hc
+    c = crown_covering(rgb, landmarks)
+    if c is None:
+        return replace(hc, forehead_covered=hc.covered)
+    wraps = c.wrap >= crown_rules().wrap_min
+    covered = hc.covered or (c.covered and not wraps)
+    return replace(hc, covered=covered, crown=c, forehead_covered=hc.covered)
 
 
 def _inside(m: np.ndarray, shape: tuple[int, ...], y0: int, y1: int, x0: int, x1: int) -> float:
@@ -117,7 +145,9 @@ def _patch(lab: np.ndarray, p: np.ndarray, r: int = 2) -> np.ndarray:
     return lab[max(y - r, 0) : min(y + r + 1, h), max(x - r, 0) : min(x + r + 1, w)].reshape(-1, 3)
 
 
-def head_covering(rgb: np.ndarray, landmarks: np.ndarray, eye_centers: np.ndarray) -> HeadCovering | None:
+def _forehead_covering(
+    rgb: np.ndarray, landmarks: np.ndarray, eye_centers: np.ndarray
+) -> HeadCovering | None:
     """Whether the forehead is covered by a hat, cap, hood or band; None when not measurable."""
     r = rules()
     m = _level(eye_centers[0], eye_centers[1])
