@@ -63,11 +63,16 @@ class FaceAnalyzer:
         FaceMesh does); the full-range one adds the small faces it misses (a second person behind).
         A face counts when at least half of its box lies inside the image (see ``in_view``).
         """
+        return self._detections(rgb, full_range)[0]
+
+    def _detections(self, rgb: np.ndarray, full_range: bool) -> tuple[list[Detection], list[Detection]]:
+        """detect_all's faces in view, and the full-range detector's own (what live guidance counts)."""
         dets = self.detector.detect(rgb)
-        for d in self.full_range.detect(rgb) if full_range else []:
+        full = self.full_range.detect(rgb) if full_range else []
+        for d in full:
             if all(iou(d.box, k.box) <= OVERLAP_IOU for k in dets):
                 dets.append(d)
-        return [d for d in dets if in_view(d.box, rgb.shape[1], rgb.shape[0])]
+        return [d for d in dets if in_view(d.box, rgb.shape[1], rgb.shape[0])], full
 
     def count_faces(self, rgb: np.ndarray) -> int:
         """How many faces are in view (full-range detector only): the periodic live check."""
@@ -79,15 +84,19 @@ class FaceAnalyzer:
         ``full_range=False`` runs the short-range detector only, as MediaPipe's FaceMesh does."""
         use_iris = self.config.iris if iris is None else iris
         faces = []
-        dets = self.detect_all(rgb, full_range)
+        dets, full = self._detections(rgb, full_range)
+        unmeshed = 0
         for det in dets:
             face = self._face(rgb, roi_from_detection(det), det, use_iris)
             if face is not None:
                 face.glasses = detect_glasses(rgb, face.eye_centers)  # stills only: 2-3 ms
                 faces.append(face)
+            elif any(iou(det.box, f.box) > OVERLAP_IOU for f in full):
+                # a face the mesh rejects (a 30 px face behind) still counts, as live guidance (the
+                # full-range detector) counts it; a short-range detection that neither the mesh nor
+                # the full-range detector takes (a patch on a rotated photo's sleeve, 0.54) does not
+                unmeshed += 1
         faces.sort(key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
-        # a detected face the mesh rejects (a 30 px face behind) still counts, as live guidance counts it
-        unmeshed = len(dets) - len(faces)
         return Analysis(width=rgb.shape[1], height=rgb.shape[0], faces=faces, unmeshed=unmeshed)
 
     def tracking_models(self) -> tuple[FaceMesh, IrisModel]:
