@@ -58,7 +58,7 @@ def test_bundled_profiles_match_the_spec_table():
 
 def test_every_check_id_has_messages_in_both_languages():
     msgs = load_messages()
-    for cid in (*DESIGN_IDS, *FACE_CHECKS, *RULE_CHECKS.values(), "white_clothing"):
+    for cid in (*DESIGN_IDS, *FACE_CHECKS, *RULE_CHECKS.values(), "white_clothing", "source_resolution"):
         assert "pass" in msgs[cid], cid
         assert any(k != "pass" for k in msgs[cid]), cid
         for text in msgs[cid].values():
