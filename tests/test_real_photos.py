@@ -238,11 +238,13 @@ def test_head_coverings_over_the_forehead_are_found_and_a_headscarf_with_the_fac
 ):
     hats = [n for n, e in LABELS.items() if e["covering"] == "hat" and n != "beige"]  # beige: no face found
     found = [n for n in hats if not covering_checks[n].passed]
-    # the measure sees what covers the forehead; hats worn high (two beanies, a top hat, a straw hat),
-    # a peaked cap above the brow, a hood over curls and a balaclava (its knit read as the face's skin)
-    # leave it bare or hair-covered (README: Compliance on real photos)
-    assert len(found) / len(hats) >= 0.5
+    # the forehead's colour finds 7; the hair model's crown reading adds hats worn high (beanies, a
+    # top hat), a peaked cap above the brows, a balaclava and a hood (anger.jpg). Missed: a hood over
+    # curls (read as hair) and a red beanie worn high (crown 0.45 against 0.5; README)
+    assert len(found) / len(hats) >= 0.8
     assert {"baseball_cap", "peaked_cap", "helmet", "hat", "ushanka", "colorful", "white_hat"} <= set(found)
+    assert {"beanie", "balaclava", "portrait", "duty_uniform", "mask_not_in_place", "anger"} <= set(found)
+    assert all(covering_checks[n].details.get("crown") is not None for n in hats)
     assert covering_checks["shawl"].passed  # religious covering, whole face visible: every profile
 
 
