@@ -94,3 +94,24 @@ def test_live_guidance_tells_a_beanie_that_only_the_crown_reading_sees(analyzer)
     live.start(get_profile("id_card").thresholds)
     out = [live.process(rgb, i / 30) for i in range(8)]
     assert all("head_covering" in g.failing for g in out[1:]) and not out[-1].ready
+
+
+PHONE = Path(__file__).parent / "fixtures" / "phone"
+PHONE_HATS = ("paddle_cap_sea", "u2_fur_hat")  # their labels: a baseball cap, a fur hat; the rest are bare
+
+
+@pytest.mark.slow
+def test_on_the_phone_photos_no_threshold_was_set_on_bare_heads_pass_and_both_hats_fail(analyzer):
+    names = sorted(p.stem for p in PHONE.glob("*.jpg"))
+    assert len(names) >= 30 and set(PHONE_HATS) <= set(names)
+    verdicts = {}
+    for name in names:
+        analysis, rgb = analyze_file(analyzer, PHONE / f"{name}.jpg")
+        face = max(analysis.faces, key=lambda f: f.inter_eye_distance)
+        k = rgb.shape[1] / analysis.width
+        lm = face.landmarks.copy()
+        lm[:, :2] *= k
+        hc = head_covering(rgb, lm, face.eye_centers * k, crown=True)
+        verdicts[name] = None if hc is None else hc.covered
+    assert all(verdicts[n] for n in PHONE_HATS)
+    assert [n for n in names if n not in PHONE_HATS and verdicts[n] is not False] == []
