@@ -104,9 +104,13 @@ def head_covering(
     c = crown_covering(rgb, landmarks)
     if c is None:
         return replace(hc, forehead_covered=hc.covered)
-    wraps = c.wrap >= crown_rules().wrap_min
-    covered = hc.covered or (c.covered and not wraps)
-    return replace(hc, covered=covered, crown=c, forehead_covered=hc.covered)
+    return replace(hc, covered=hc.covered or crown_hat(c), crown=c, forehead_covered=hc.covered)
+
+
+def crown_hat(c: Crown) -> bool:
+    """A hat by the crown alone: covered above the brows, and not wrapping the face as a headscarf
+    does (which, the forehead bare, is a religious covering with the face visible)."""
+    return c.covered and c.wrap < crown_rules().wrap_min
 
 
 def _inside(m: np.ndarray, shape: tuple[int, ...], y0: int, y1: int, x0: int, x1: int) -> float:
