@@ -21,8 +21,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from kiosk.vision import segmentation
 from kiosk.vision.mesh import BROWS, FACE_OVAL, FOREHEAD
 from kiosk.vision.runtime import Model, models_dir
+from kiosk.vision.segmentation import PersonSegmenter
 
 MODEL_FILE = "hair_segmentation.tflite"
 DATA = Path(__file__).parent / "data" / "accessories.toml"
@@ -81,19 +83,24 @@ class HairSegmenter:
         return (1.0 / (1.0 + np.exp(logits[..., 0] - logits[..., 1]))).astype(np.float32)
 
 
-_lock = threading.Lock()
+_lock = threading.Lock()  # the hair interpreter: one run at a time (live's crown thread, make-photo)
 
 
 @lru_cache(maxsize=1)
-def _models() -> tuple[HairSegmenter, object]:
-    from kiosk.vision.segmentation import PersonSegmenter
+def _hair_model() -> HairSegmenter:
+    """Loaded at the first crown reading (~29 MB with its first run), never before."""
+    return HairSegmenter()
 
-    return HairSegmenter(), PersonSegmenter()
+
+def person_segmenter() -> PersonSegmenter:
+    """The process's one person segmenter, the photo engine's (kiosk.vision.segmentation.shared)."""
+    return segmentation.shared()
 
 
 def crown_covering(rgb: np.ndarray, landmarks: np.ndarray) -> Crown | None:
     """The crown and wrap shares of the face with these mesh landmarks; None when not measurable
-    (the head mostly outside the image). Loads the two models on first use."""
+    (the head mostly outside the image). Loads the hair model on first use; the person model is the
+    process's shared one."""
     r = rules()
     lm = landmarks[:, :2].astype(np.float64)
     top, chin = float(lm[FOREHEAD, 1]), float(lm[CHIN, 1])
@@ -109,9 +116,8 @@ def crown_covering(rgb: np.ndarray, landmarks: np.ndarray) -> Crown | None:
     crop = cv2.warpAffine(rgb, m, (SIZE, SIZE), flags=flags, borderValue=(0, 0, 0))
     inside = cv2.warpAffine(np.ones(rgb.shape[:2], np.uint8), m, (SIZE, SIZE), flags=cv2.INTER_NEAREST) > 0
     with _lock:
-        hair_seg, person_seg = _models()
-        hair = hair_seg.probability(crop) >= r.hair_min
-        person = person_seg.mask(crop) >= r.person_min  # type: ignore[attr-defined]
+        hair = _hair_model().probability(crop) >= r.hair_min
+    person = person_segmenter().mask(crop) >= r.person_min  # under the segmenter's own lock
     pts = lm @ m[:, :2].T + m[:, 2]
     oval = np.zeros((SIZE, SIZE), np.uint8)
     cv2.fillPoly(oval, [pts[list(FACE_OVAL)].round().astype(np.int32)], 1)
