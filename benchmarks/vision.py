@@ -6,13 +6,16 @@
 Our pipeline (detector when lost + face mesh on the tracked ROI + pose + measures) runs in this
 process; its in-process baseline is the same pipeline in still mode (detector on every frame).
 The live pipeline *with eye state* (``FaceAnalyzer.track`` as kiosk/capture/live.py calls it,
-with the kiosk's vision config: the mesh every frame, the iris model on one eye per frame in turn,
-each eye's eyelid contour, aperture and open/closed) is compared with MediaPipe's FaceMesh with
+with the kiosk's vision config: the mesh every frame, the iris model on one eye every
+``eye_read_every`` frames, the eyes in turn, each eye's eyelid contour, aperture and open/closed)
+is compared with MediaPipe's FaceMesh with
 refine_landmarks=True, the mode that follows the eyelids too (its attention mesh), timed in
 alternating chunks (see ``interleaved_eyes``): ``eye_state`` with frames back to back (the
 headline ratio, ``eyes_speedup_vs_mediapipe_refine_video``), ``eye_state_paced`` with frames
 paced as a 30 fps camera delivers them; ``ours_serial`` is the same work with the eye read on
 the caller's thread (does the second thread pay?); a one-line summary of each goes to stderr.
+With an eye read every other frame the per-frame times have two modes, so ``*_mean`` ratios
+(mean time per frame: what the CPU pays on average) are reported beside the median ones.
 MediaPipe 0.10.21 cannot share a process with numpy 2, so it runs the identical frames in its own
 virtualenv (benchmarks/mediapipe_facemesh.py) and the ratio of the two medians is reported.
 Also: model load time, and landmark agreement with MediaPipe's video mode when it is available.
@@ -169,6 +172,7 @@ def interleaved_eyes(
     warmup: int = 10,
     fps: float = 0.0,
     serial: bool = False,
+    eye_read_every: int | None = None,
 ) -> dict:
     """The live pipeline with eye state against FaceMesh(refine_landmarks=True), chunk by chunk in turn.
 
@@ -182,7 +186,8 @@ def interleaved_eyes(
     ``serial`` adds ``ours_serial`` to the turns: the same work with the eye read on one thread.
     """
     ref = _Reference(python, len(frames), refine=True)
-    cfg = VisionConfig(num_threads=threads)
+    every = VisionConfig().eye_read_every if eye_read_every is None else eye_read_every
+    cfg = VisionConfig(num_threads=threads, eye_read_every=every)
     analyzers = {"ours": FaceAnalyzer(cfg)} | ({"ours_serial": _SerialEyes(cfg)} if serial else {})
     invokes = {"mesh": 0, "iris": 0, "counting": False}  # the live pipeline's model runs, timed frames
     _count_invokes(analyzers["ours"], invokes)  # (this loads the tracking models before timing)
@@ -244,6 +249,7 @@ def interleaved_eyes(
         "method": f"chunks of {chunk} frames in turn, {rounds} rounds, each side following the stream, "
         + (f"frames paced at {fps:g} fps" if fps > 0 else "frames back to back"),
         "num_threads": threads,
+        "eye_read_every": every,
         "iris_invokes_per_frame": round(invokes["iris"] / max(timed_frames, 1), 3),
         "mesh_invokes_per_frame": round(invokes["mesh"] / max(timed_frames, 1), 3),
         **summary,
@@ -258,6 +264,8 @@ def interleaved_eyes(
         out[prefix + "speedup_cpu"] = round(
             theirs["cpu_ms_per_frame"]["median"] / mine["cpu_ms_per_frame"]["median"], 2
         )
+        for kind, key in (("wall", "ms_per_frame"), ("cpu", "cpu_ms_per_frame")):
+            out[f"{prefix}speedup_{kind}_mean"] = round(theirs[key]["mean"] / mine[key]["mean"], 2)
         out[prefix + "speedup_wall_per_chunk"] = {
             k: round(v, 2) for k, v in zip(("p25", "median", "p75"), q, strict=True)
         }
@@ -279,7 +287,8 @@ def _serial_note(eyes: dict) -> str:
     serial = eyes["ours_serial"]
     return (
         f"; the eye read on the same thread instead: {serial['ms_per_frame']['median']:.2f} ms "
-        f"({serial['cpu_ms_per_frame']['median']:.2f} ms CPU), {eyes['serial_speedup_wall']:.2f}x"
+        f"({serial['cpu_ms_per_frame']['median']:.2f} ms CPU), {eyes['serial_speedup_wall']:.2f}x "
+        f"(means: {serial['ms_per_frame']['mean']:.2f} ms, {serial['cpu_ms_per_frame']['mean']:.2f} ms CPU)"
     )
 
 
@@ -304,6 +313,12 @@ def main() -> int:
     )
     ap.add_argument(
         "--fps", type=float, default=30.0, help="camera rate of the paced eye-state comparison (0: skip it)"
+    )
+    ap.add_argument(
+        "--eye-read-every",
+        type=int,
+        default=VisionConfig().eye_read_every,
+        help="frames from one eye read to the next on the tracked path (the kiosk's default)",
     )
     ap.add_argument(
         "--chunk", type=int, default=20, help="frames per turn in the interleaved eye-state comparison"
@@ -371,6 +386,7 @@ def main() -> int:
                 args.chunk,
                 fps=fps,
                 serial=not args.no_serial,
+                eye_read_every=args.eye_read_every,
             )
             result[key] = eyes
             o, m = eyes["ours"], eyes["mediapipe_refine_landmarks"]
@@ -380,7 +396,9 @@ def main() -> int:
                 f"MediaPipe refine_landmarks {m['ms_per_frame']['median']:.2f} ms "
                 f"({m['cpu_ms_per_frame']['median']:.2f} ms CPU): {eyes['speedup_wall']:.2f}x wall "
                 f"(per chunk {eyes['speedup_wall_per_chunk']['p25']:.2f}-"
-                f"{eyes['speedup_wall_per_chunk']['p75']:.2f}), {eyes['speedup_cpu']:.2f}x CPU; NME "
+                f"{eyes['speedup_wall_per_chunk']['p75']:.2f}), {eyes['speedup_cpu']:.2f}x CPU "
+                f"(means: {eyes['speedup_wall_mean']:.2f}x wall, "
+                f"{eyes['speedup_cpu_mean']:.2f}x CPU); NME "
                 f"{eyes['landmark_error_vs_mediapipe_refine']['mean_nme']:.2%}; load average "
                 f"{eyes['load_average_1_5_15min']['start'][0]:.1f}-{eyes['load_average_1_5_15min']['end'][0]:.1f}"
                 + _serial_note(eyes),

@@ -10,12 +10,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from kiosk.capture.guidance import FrameMeasures, Guide
 from kiosk.capture.live import LiveLoop
 from kiosk.capture.rules import load_rules
+from kiosk.config import EYE_READ_EVERY_MAX, ConfigError, VisionConfig, load_base
 from kiosk.photo.profiles import get_profile
 from kiosk.text import entries
+from kiosk.vision.analyzer import FaceAnalyzer
 from kiosk.vision.imageio import load_image
 
 REAL = Path(__file__).parent / "fixtures" / "real"
@@ -85,3 +88,45 @@ def test_a_blink_is_not_a_closed_eye_but_eyes_kept_shut_are():
     assert any(not g.ready for g in blink[30:42])  # but the countdown cannot run on closed eyes
     kept = run(1.5)
     assert any(g.prompt == "open_eyes" for g in kept)
+
+
+EVERY_DEFAULT = VisionConfig().eye_read_every
+EVERY_MAX = [pytest.param(EYE_READ_EVERY_MAX, marks=pytest.mark.slow)] * (EYE_READ_EVERY_MAX > EVERY_DEFAULT)
+
+
+@pytest.mark.parametrize("every", [EVERY_DEFAULT, *EVERY_MAX])
+def test_eyes_shut_for_the_confirm_time_are_asked_to_open_at_the_eye_read_cadence(every):
+    """The tracked path reads one eye every ``eye_read_every`` frames, the eyes in turn: real frames
+    of one person, open then shut (both eyes; one eye, the worse case), at every phase of the
+    cadence, must bring the prompt no earlier than confirm_s after the eyes shut (a blink is not a
+    closed eye) and at most one cadence round (2 x eye_read_every frames) later; a blink of real
+    shut frames brings none."""
+    analyzer = FaceAnalyzer(VisionConfig(eye_read_every=every))
+    rules = load_rules().for_profile(THRESHOLDS)
+    confirm = round(rules.confirm(next(c for c in rules.checks if c.id == "eyes")) * 30)  # frames
+    for shut_path, open_path in (
+        ("eyes_closed/lp_d9_closed.jpg", "eyes_open/lp_d9_open.jpg"),
+        ("eye_one_closed/lp_d6_wink.jpg", "eyes_open/lp_d6_open.jpg"),
+    ):
+        open_, shut = _frame(REAL / open_path), _frame(REAL / shut_path)
+        for phase in range(2 * every):
+            lead = 30 + phase
+            analyzer.reset()
+            out = _run(analyzer, [open_] * lead + [shut] * (confirm + 2 * every + 2))
+            asked = [i - lead for i, g in enumerate(out) if g.prompt == "open_eyes"]
+            assert asked, (shut_path, phase)
+            assert confirm <= asked[0] < confirm + 2 * every, (shut_path, phase, asked[0])
+            assert all("eyes" not in g.failing for g in out[:lead]), (open_path, phase)
+        analyzer.reset()
+        blink = _run(analyzer, [open_] * 30 + [shut] * 10 + [open_] * 30)  # shut for 0.33 s
+        assert all(g.prompt != "open_eyes" for g in blink), shut_path
+
+
+def test_an_eye_read_cadence_outside_its_range_is_refused_naming_the_key(tmp_path):
+    cfg = tmp_path / "kiosk.toml"
+    for bad in (0, -1, EYE_READ_EVERY_MAX + 1, "'2'"):
+        cfg.write_text(f"[vision]\neye_read_every = {bad}\n")
+        with pytest.raises(ConfigError, match="vision.eye_read_every"):
+            load_base(cfg)
+    cfg.write_text(f"[vision]\neye_read_every = {EYE_READ_EVERY_MAX}\n")
+    assert load_base(cfg).vision.eye_read_every == EYE_READ_EVERY_MAX

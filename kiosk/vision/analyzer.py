@@ -38,7 +38,8 @@ class FaceAnalyzer:
         self._iris: IrisModel | None = None
         self._full_range: FaceDetector | None = None
         self._eyes: tuple[EyeLandmarks, list] | None = None  # last eye reading of the track, its corners
-        self._eye_turn = 0  # the eye the iris model reads on the next tracked frame
+        self._eye_turn = 0  # the eye the iris model reads next on the tracked path
+        self._eye_wait = 0  # tracked frames left until that read (0: this frame)
         self._prev_lm: np.ndarray | None = None  # the last tracked frame's landmarks
         self._executor: ThreadPoolExecutor | None = None
         self._tracking: tuple[FaceMesh, IrisModel] | None = None  # the tracked path's own interpreters
@@ -114,15 +115,17 @@ class FaceAnalyzer:
     def track(self, rgb: np.ndarray, iris: bool = True) -> Analysis:
         """One face followed across frames; the detector runs only when tracking is lost.
 
-        The iris model runs by default (live guidance needs the eye state), on one eye per frame
-        in turn: each eye's lids are read every second frame (15 Hz at 30 fps, well inside the
-        0.6 s a closed eye must last), the other eye's last reading carried along with the face.
-        The first frame of a track reads both; later ones read the eye in parallel with the mesh."""
+        The iris model runs by default (live guidance needs the eye state) on one eye every
+        ``eye_read_every`` frames, the eyes in turn (at 2 and 30 fps each eye's lids at 7.5 Hz, 4-5
+        readings in the 0.6 s a closed eye must last); between readings the last ones are carried
+        along with the face. The first frame of a track reads both; later reads run in parallel
+        with the mesh."""
         face = None
         mesh, eye_model = self.tracking_models() if iris else (self.mesh, None)
         if self._roi is not None:
             pending = None
-            if eye_model is not None and self._eyes is not None and self._prev_lm is not None:
+            due = self._eye_wait == 0
+            if eye_model is not None and self._eyes is not None and self._prev_lm is not None and due:
                 # the eye's ROI from the last frame's mesh (tracked, as MediaPipe tracks its ROIs):
                 # the iris model reads it on a second core while the mesh runs on this one
                 pending = self._pool().submit(eye_model.run_eye, rgb, self._prev_lm, self._eye_turn)
@@ -171,23 +174,29 @@ class FaceAnalyzer:
         return describe(lm, presence, det, (rgb.shape[1], rgb.shape[0]), eyes)
 
     def _tracked_eyes(self, rgb: np.ndarray, lm: np.ndarray, pending: Future | None = None) -> EyeLandmarks:
-        """Both eyes' landmarks, one of them read now and the other carried (see ``track``).
+        """Both eyes' landmarks: one read now when its turn is due, the others carried (see ``track``).
 
         ``pending`` is the iris model already at work on this frame's eye (ROI from the last frame)."""
         corners = [(lm[a, :2].copy(), lm[b, :2].copy()) for a, b, _ in EYES]
         eye_model = self.tracking_models()[1]
+        every = self.config.eye_read_every
         if self._eyes is None:
             eyes = eye_model.run(rgb, lm)
-            self._eyes, self._eye_turn = (eyes, corners), 0
+            self._eyes, self._eye_turn, self._eye_wait = (eyes, corners), 0, every - 1
             return eyes
         (prev, prev_corners), i = self._eyes, self._eye_turn
         contours, irises = prev.contours.copy(), prev.iris.copy()
-        contours[i], irises[i] = pending.result() if pending is not None else eye_model.run_eye(rgb, lm, i)
-        o = 1 - i
-        contours[o] = carry(prev.contours[o], prev_corners[o], corners[o])
-        irises[o] = carry(prev.iris[o], prev_corners[o], corners[o])
+        for k in range(2):
+            contours[k] = carry(prev.contours[k], prev_corners[k], corners[k])
+            irises[k] = carry(prev.iris[k], prev_corners[k], corners[k])
+        if self._eye_wait == 0:
+            read = pending.result() if pending is not None else eye_model.run_eye(rgb, lm, i)
+            contours[i], irises[i] = read
+            self._eye_turn, self._eye_wait = 1 - i, every - 1
+        else:
+            self._eye_wait -= 1
         eyes = EyeLandmarks(contours, irises)
-        self._eyes, self._eye_turn = (eyes, corners), o
+        self._eyes = (eyes, corners)
         return eyes
 
 
