@@ -23,7 +23,7 @@ from kiosk.photo.profiles import Color, Profile, get_profile
 from kiosk.photo.results import CheckReport, PhotoResult, plain
 from kiosk.vision.analyzer import FaceAnalyzer, rescale
 from kiosk.vision.imageio import draft_scale, load_image, original_size
-from kiosk.vision.segmentation import PersonSegmenter
+from kiosk.vision.segmentation import shared as shared_segmenter
 from kiosk.vision.types import Analysis
 
 MAX_ATTEMPTS = 3  # compose, re-measure, correct: the second attempt almost always lands
@@ -67,7 +67,7 @@ class PhotoTools:
         each FaceAnalyzer's interpreters and packed weights take ~29 MB."""
         self.vision = vision or VisionConfig()
         self.analyzer = analyzer if analyzer is not None else FaceAnalyzer(self.vision)
-        self.segmenter = PersonSegmenter(self.vision.num_threads)
+        self.segmenter = shared_segmenter(self.vision.num_threads)  # also the crown reader's (hair.py)
         self.cutout = "refined"  # kiosk.photo.compose's cut-out ("coarse": the earlier one, to compare)
 
     def _analyze(self, rgb: np.ndarray) -> tuple[np.ndarray, Analysis]:
