@@ -203,6 +203,7 @@ import json, sys
 from pathlib import Path
 from kiosk.config import load_config
 from kiosk.service import Service
+from kiosk.vision import hair
 
 state, conf = Path(sys.argv[1]), sys.argv[2]
 svc = Service(load_config(Path(conf) if conf else None, state), sim=True, port=0).start()
@@ -212,6 +213,8 @@ try:
         "modules": sorted({m.split(".")[0] for m in sys.modules}),
         "voice": svc.station.voice.status() if svc.station.voice else None,
         "photo_shares_the_live_analyzer": maker.analyzer is svc.station.analyzer,
+        "crown_shares_the_photo_segmenter": hair.person_segmenter() is maker.segmenter,
+        "hair_model_loaded": hair._hair_model.cache_info().currsize > 0,
     }))
 finally:
     svc.stop()
@@ -244,5 +247,7 @@ def test_the_service_leaves_out_what_it_does_not_use_at_run_time(tmp_path):
     assert off["voice"]["enabled"] is True, off["voice"]  # the feature is on ...
     assert not {"pypinyin", "paho", "tuf", "securesystemslib"} & set(off["modules"])  # ... its deps not
     assert off["photo_shares_the_live_analyzer"] is True
+    # one selfie model for the photo and the crown (a second was ~9 MB); the hair model waits for a crown
+    assert off["crown_shares_the_photo_segmenter"] is True and off["hair_model_loaded"] is False
     on = _loaded(tmp_path / "on", '[monitor]\nbroker = "mqtt://127.0.0.1:9"\nhall = "test"\n')
     assert "paho" in on["modules"] and "pypinyin" not in on["modules"]
