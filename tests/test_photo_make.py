@@ -22,8 +22,12 @@ from kiosk.photo.checks import byte_range
 from kiosk.vision.imageio import load_image
 
 FACES = Path(__file__).parent / "fixtures" / "faces"
-# frontal faces without head covering; one small, one rotated by 15 degrees
+REAL = Path(__file__).parent / "fixtures" / "real"
+# frontal faces; one small, one rotated by 15 degrees. Grace Hopper wears her navy uniform cap:
+# make-photo refuses her photo for head_covering, judged on the source (the finished photo's plain
+# background lets the hair model read the cap band as hair); the astronaut is bare-headed
 INPUTS = ("astronaut.png", "small_grace_hopper.jpg", "astronaut_roll+15.jpg")
+CAPPED = ("small_grace_hopper.jpg",)
 
 
 @pytest.mark.parametrize("profile_id", sorted(load_profiles()))
@@ -65,11 +69,19 @@ def test_output_is_inside_the_profile(tools, tmp_path, profile_id, name):
         assert (rule.min is None or v >= rule.min) and (rule.max is None or v <= rule.max), (kind, v, rule)
 
     # the report is the JPEG's: checking the bytes again gives the same report, to the last digit,
-    # but for source_resolution, which make-photo judges on the source (the file is the profile's size)
+    # but for source_resolution, which make-photo judges on the source (the file is the profile's
+    # size), and head_covering where the source shows a covering
     again = tools.check(data, profile_id)
-    assert [c.to_json() for c in again.checks if c.id != "source_resolution"] == [
-        c.to_json() for c in photo.report.checks if c.id != "source_resolution"
+    own = ("source_resolution", "head_covering")
+    assert [c.to_json() for c in again.checks if c.id not in own] == [
+        c.to_json() for c in photo.report.checks if c.id not in own
     ]
+    covering = photo.report.get("head_covering")
+    if name in CAPPED:
+        assert not covering.passed and not photo.compliant
+        assert covering.to_json() == tools.check(FACES / name, profile_id).get("head_covering").to_json()
+    else:
+        assert covering.passed and covering.to_json() == again.get("head_covering").to_json()
     assert again.get("source_resolution").value == 1.0 and again.get("source_resolution").passed
     src = photo.report.get("source_resolution")
     limit = prof.thresholds["source_enlargement_max"]
@@ -128,7 +140,7 @@ def test_a_second_face_the_mesh_rejects_still_refuses_the_photo(tools):
 
 def test_a_12_megapixel_still(tools, tmp_path):
     """The Pi HQ camera's size: decoded in draft mode, the photo still meets the profile."""
-    src = load_image(FACES / "small_grace_hopper.jpg")  # 640x480 frame, face about 80 px wide
+    src = load_image(FACES / "small_astronaut.jpg")  # 640x480 frame, face about 64 px wide, bare-headed
     still = cv2.resize(src, (4056, 3040), interpolation=cv2.INTER_CUBIC)
     f = tmp_path / "still.jpg"
     Image.fromarray(still).save(f, quality=90)
@@ -148,7 +160,12 @@ def test_the_session_photo_stays_in_memory(tools, tmp_path, monkeypatch):
     maker = PhotoMaker(tools=tools)
     result = maker.make(still, "id_card")
     assert result.jpeg is not None and result.jpeg.startswith(b"\xff\xd8") and list(tmp_path.iterdir()) == []
-    assert tools.check(result.jpeg, "id_card").to_json() == result.report.to_json()
+    # her cap is judged on the still (the session's source), every other check on the JPEG's bytes
+    mine = tools.check(result.jpeg, "id_card")
+    assert [c.to_json() for c in mine.checks if c.id != "head_covering"] == [
+        c.to_json() for c in result.report.checks if c.id != "head_covering"
+    ]
+    assert not result.report.get("head_covering").passed
     assert result.compliant == result.report.compliant
     assert result.reason == (
         None
@@ -163,6 +180,50 @@ def test_the_session_photo_stays_in_memory(tools, tmp_path, monkeypatch):
     assert not refused.compliant and refused.jpeg is None and "face" in refused.reason["en"].lower()
     result.wipe()
     assert result.jpeg is None and result.checks == []
+
+
+def _kiosk_still(face: Path, height: int = 2600) -> bytes:
+    """benchmarks/photo.py's 12 MP still: `face` scaled to `height` rows at the bottom centre of a
+    4056x3040 plain wall, JPEG as the camera writes it."""
+    rgb = load_image(face)
+    still = np.full((3040, 4056, 3), 180, np.uint8)
+    w = round(rgb.shape[1] * height / rgb.shape[0])
+    x0 = (4056 - w) // 2
+    still[3040 - height :, x0 : x0 + w] = cv2.resize(rgb, (w, height), interpolation=cv2.INTER_CUBIC)
+    buf = io.BytesIO()
+    Image.fromarray(still).save(buf, "JPEG", quality=92)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("source", "capped"),
+    [
+        ("grace_hopper_still", True),  # navy uniform cap: the benchmark's still until 2 Dec 2026
+        ("helmet", True),  # real: a cycling helmet over the forehead (tests/fixtures/real)
+        ("rose_leslie_2_still", False),  # real, bare-headed: the benchmark's still now
+    ],
+)
+def test_a_covering_the_source_shows_refuses_the_photo_by_file_and_by_array(tools, source, capped):
+    """head_covering of a made photo is judged on the source too: the finished photo's plain
+    background made the hair model read Grace Hopper's cap band and the helmet as passing. The
+    file, the array and the session's adapter reach the same verdict, with the source's message."""
+    data = {
+        "grace_hopper_still": lambda: _kiosk_still(FACES / "grace_hopper.jpg"),
+        "helmet": lambda: (REAL / "head_covering" / "helmet.jpg").read_bytes(),
+        "rose_leslie_2_still": lambda: _kiosk_still(REAL / "eyes_open" / "rose_leslie_2.jpg"),
+    }[source]()
+    on_source = tools.check(data, "id_card").get("head_covering")
+    assert on_source.passed is not capped
+    still = load_image(data)
+    made = PhotoMaker(tools=tools).make(still, "id_card")
+    for photo in (tools.make_photo(data, "id_card"), tools.make(still, "id_card"), made):
+        covering = photo.report.get("head_covering")
+        assert covering.passed is not capped, (source, covering)
+        if capped:  # refused, telling what the source's check tells (zh and en)
+            assert not photo.compliant and "head_covering" in [c.id for c in photo.report.failures()]
+            assert (covering.message_zh, covering.message_en) == (on_source.message_zh, on_source.message_en)
+        else:  # a bare head: the report's verdict is the one of its own bytes
+            assert covering.to_json() == tools.check(photo.jpeg, "id_card").get("head_covering").to_json()
 
 
 def test_results_give_the_design_json(tools):

@@ -141,7 +141,7 @@ def evaluate(
         ok = sh >= t["sharpness_min"]
         results.append(CheckResult("sharpness", sh, t["sharpness_min"], ok, "pass" if ok else "fail"))
         results.append(_glasses_glare(rgb, face, aligned, t["glasses_glare_max"]))
-        results.append(_head_covering(rgb, face))
+        results.append(head_covering_check(rgb, face))
     else:
         results += [_unmeasured(c) for c in FACE_CHECKS]
 
@@ -174,7 +174,7 @@ def head_in_frame(contact: EdgeContact | None, profile: Profile, width: int, hei
     return CheckResult("head_in_frame", value, limit, ok, "pass" if ok else "fail", details=details)
 
 
-def _head_covering(rgb: np.ndarray, face: Face) -> CheckResult:
+def head_covering_check(rgb: np.ndarray, face: Face) -> CheckResult:
     """A hat, cap, hood or helmet (kiosk.vision.accessories and .hair; limits in their data): over
     the forehead by its colour, or around the crown by the hair model. A religious head covering
     that wraps the face and leaves the whole face visible (forehead, brows, cheeks, chin) passes in

@@ -15,12 +15,18 @@ import numpy as np
 
 from kiosk.config import VisionConfig
 from kiosk.errors import InputError, KioskError
-from kiosk.photo.checks import byte_range, evaluate, head_in_frame, source_resolution_check
+from kiosk.photo.checks import (
+    byte_range,
+    evaluate,
+    head_covering_check,
+    head_in_frame,
+    source_resolution_check,
+)
 from kiosk.photo.compose import Calibration, choose_scale, compose
 from kiosk.photo.encode import encode_in_range
 from kiosk.photo.measures import face_geometry
 from kiosk.photo.profiles import Color, Profile, get_profile
-from kiosk.photo.results import CheckReport, PhotoResult, plain
+from kiosk.photo.results import CheckReport, CheckResult, PhotoResult, plain
 from kiosk.vision.analyzer import FaceAnalyzer, rescale
 from kiosk.vision.imageio import draft_scale, load_image, original_size
 from kiosk.vision.segmentation import shared as shared_segmenter
@@ -134,13 +140,16 @@ class PhotoTools:
         photo's scale needs more detail than the copy has."""
         copy, analysis = self._analyze(rgb)
         _one_face(analysis)
+        # judged on the analysed copy, the pixels `check` of the source file reads
+        covering = head_covering_check(copy, analysis.faces[0])
+        covering.severity = profile.severity.get("head_covering", "error")
         analysis = rescale(analysis, rgb.shape[1] / copy.shape[1], rgb.shape[1], rgb.shape[0])
         scale, _ = choose_scale(profile, face_geometry(analysis.faces[0]))
         if scale > 0.5 and rgb.shape[1] < source_size[0]:  # the reduced copy lacks the detail
             draft_w = rgb.shape[1]
             rgb = full()
             analysis = rescale(analysis, rgb.shape[1] / draft_w, rgb.shape[1], rgb.shape[0])
-        return self._compose(rgb, analysis, profile, color, source_size)
+        return self._compose(rgb, analysis, profile, color, source_size, covering)
 
     def _compose(
         self,
@@ -149,6 +158,7 @@ class PhotoTools:
         profile: Profile,
         color: Color | None,
         source_size: tuple[int, int],
+        covering: CheckResult,
     ) -> PhotoResult:
         """Compose, encode, re-check the encoded bytes; correct the placement from what was measured."""
         best: PhotoResult | None = None
@@ -162,6 +172,7 @@ class PhotoTools:
             report = self.check(enc.data, profile)  # the output is judged from its bytes, decoded again
             _source_framing(report, comp.placement, profile)
             _source_resolution(report, comp.placement.enlargement, profile)
+            _source_covering(report, covering)
             misses = sum(1 for c in report.checks if c.id in GEOMETRY_IDS and not c.passed)
             if best is None or misses < best_misses:
                 best = PhotoResult(enc.data, report, enc, comp.placement, source_size)
@@ -201,6 +212,20 @@ def _source_resolution(report: CheckReport, enlargement: float, profile: Profile
     if own is None:
         report.checks.append(src)
     elif own.passed and not src.passed:
+        report.checks[report.checks.index(own)] = src
+
+
+def _source_covering(report: CheckReport, src: CheckResult) -> None:
+    """head_covering of a made photo is judged on the source too: against the photo's plain
+    background the hair model can read a dark cap band as hair (Grace Hopper's cap: crown 0.41 on
+    the photo, 0.54-0.61 on the source), so a covering the source shows replaces the photo's pass
+    (a source the check cannot read leaves the photo's own verdict)."""
+    if src.outcome != "fail":
+        return
+    own = report.get("head_covering")
+    if own is None:
+        report.checks.append(src)
+    elif own.passed:
         report.checks[report.checks.index(own)] = src
 
 
