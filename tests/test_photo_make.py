@@ -201,6 +201,7 @@ def _kiosk_still(face: Path, height: int = 2600) -> bytes:
         ("grace_hopper_still", True),  # navy uniform cap: the benchmark's still until 2 Dec 2026
         ("helmet", True),  # real: a cycling helmet over the forehead (tests/fixtures/real)
         ("rose_leslie_2_still", False),  # real, bare-headed: the benchmark's still now
+        ("shawl", False),  # real: a headscarf wrapping the face, the whole face visible (religious)
     ],
 )
 def test_a_covering_the_source_shows_refuses_the_photo_by_file_and_by_array(tools, source, capped):
@@ -211,6 +212,7 @@ def test_a_covering_the_source_shows_refuses_the_photo_by_file_and_by_array(tool
         "grace_hopper_still": lambda: _kiosk_still(FACES / "grace_hopper.jpg"),
         "helmet": lambda: (REAL / "head_covering" / "helmet.jpg").read_bytes(),
         "rose_leslie_2_still": lambda: _kiosk_still(REAL / "eyes_open" / "rose_leslie_2.jpg"),
+        "shawl": lambda: (REAL / "religious_covering" / "shawl.jpg").read_bytes(),
     }[source]()
     on_source = tools.check(data, "id_card").get("head_covering")
     assert on_source.passed is not capped
@@ -222,7 +224,7 @@ def test_a_covering_the_source_shows_refuses_the_photo_by_file_and_by_array(tool
         if capped:  # refused, telling what the source's check tells (zh and en)
             assert not photo.compliant and "head_covering" in [c.id for c in photo.report.failures()]
             assert (covering.message_zh, covering.message_en) == (on_source.message_zh, on_source.message_en)
-        else:  # a bare head: the report's verdict is the one of its own bytes
+        else:  # a bare head or a headscarf: the report's verdict is the one of its own bytes
             assert covering.to_json() == tools.check(photo.jpeg, "id_card").get("head_covering").to_json()
 
 
