@@ -206,13 +206,9 @@ def _source_resolution(report: CheckReport, enlargement: float, profile: Profile
     """source_resolution of a made photo is judged on the source: the finished file is the
     profile's size whatever detail went into it, so a face the composer had to enlarge beyond the
     profile's limit (a small upload, a face far away) fails in place of the file's pass."""
-    own = report.get("source_resolution")
     src = source_resolution_check(enlargement, profile)
     src.severity = profile.severity.get("source_resolution", "error")
-    if own is None:
-        report.checks.append(src)
-    elif own.passed and not src.passed:
-        report.checks[report.checks.index(own)] = src
+    _source_fails(report, src)
 
 
 def _source_covering(report: CheckReport, src: CheckResult) -> None:
@@ -220,12 +216,17 @@ def _source_covering(report: CheckReport, src: CheckResult) -> None:
     background the hair model can read a dark cap band as hair (Grace Hopper's cap: crown 0.41 on
     the photo, 0.54-0.61 on the source), so a covering the source shows replaces the photo's pass
     (a source the check cannot read leaves the photo's own verdict)."""
-    if src.outcome != "fail":
-        return
-    own = report.get("head_covering")
+    if src.outcome == "fail":
+        _source_fails(report, src)
+
+
+def _source_fails(report: CheckReport, src: CheckResult) -> None:
+    """The source's verdict of a check in the made photo's report: a failure on the source replaces
+    the photo's own pass (or joins the report when the photo has no such check)."""
+    own = report.get(src.id)
     if own is None:
         report.checks.append(src)
-    elif own.passed:
+    elif own.passed and not src.passed:
         report.checks[report.checks.index(own)] = src
 
 
