@@ -99,6 +99,28 @@ def test_live_guidance_tells_a_beanie_that_only_the_crown_reading_sees(analyzer)
     assert live.crown_hat is True
 
 
+def test_a_crown_reading_of_the_last_session_is_not_the_next_citizens(analyzer):
+    """A reading still running when a session ends belongs to that citizen, not to the next one."""
+    from kiosk.capture.live import LiveLoop
+    from kiosk.capture.rules import load_rules
+    from kiosk.photo.profiles import get_profile
+
+    hat = analyze_file(analyzer, REAL / "head_covering" / "beanie.jpg")[1]
+    bare = analyze_file(analyzer, REAL / "eyes_open" / "rose_leslie_2.jpg")[1]
+    thresholds = get_profile("id_card").thresholds
+    live = LiveLoop(analyzer, load_rules())
+    live.start(thresholds)
+    live.process(hat, 0.0)  # the beanie's crown reading starts, and the session ends under it
+    live.start(thresholds)
+    live.settle()  # the old reading finishes inside the new session
+    g = live.process(bare, 0.0)
+    assert live.crown_hat is not True and "head_covering" not in g.failing
+    live.settle()
+    for i in range(1, 4):  # the next look at the head takes the new citizen's own reading
+        live.process(bare, i / 30)
+    assert live.crown_hat is False
+
+
 PHONE = Path(__file__).parent / "fixtures" / "phone"
 PHONE_HATS = ("paddle_cap_sea", "u2_fur_hat")  # their labels: a baseball cap, a fur hat; the rest are bare
 

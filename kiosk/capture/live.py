@@ -53,6 +53,7 @@ class LiveLoop:
         self.analyzer.reset()
         self.n = 0
         self.covered = self.sharp = self.glasses = self.glare = self.crown_hat = None
+        self._crown_face += 1  # a reading still running belongs to the last citizen: dropped
         self.last = None
         self._set(self.lighting.reset())
 
